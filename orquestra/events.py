@@ -1,0 +1,135 @@
+"""Typed events: every state change of a run, delivered to any number of subscribers.
+
+Events are frozen dataclasses. The console view, the run store and tests all read the same events and
+never reach into the engine. A subscriber is a plain callable; one that raises is reported once in the log
+and does not disturb the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orquestra.graph import GraphPatch, TaskGraph
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of all events: which run, and when (seconds since the epoch)."""
+
+    run_id: str
+    at: float = field(default_factory=time.time, kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    """A run began with this graph."""
+
+    graph: TaskGraph
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReady(Event):
+    """All of a task's dependencies finished; it waits for a concurrency slot."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStarted(Event):
+    """A task got its slot and its first attempt began."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRetrying(Event):
+    """An attempt failed with a transient error; the next one starts after `delay` seconds."""
+
+    task_id: str
+    attempt: int
+    error: str
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSucceeded(Event):
+    """A task finished with an output."""
+
+    task_id: str
+    output: Any
+    elapsed: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailed(Event):
+    """A task failed for good (retries exhausted, or an error not worth retrying)."""
+
+    task_id: str
+    error: str
+    elapsed: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSkipped(Event):
+    """A task will not run because a task it depends on failed or was skipped."""
+
+    task_id: str
+    because: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCancelled(Event):
+    """A task was stopped, or never started, because the run was cancelled."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GraphPatched(Event):
+    """A patch changed the pending part of the running graph."""
+
+    patch: GraphPatch
+    graph: TaskGraph
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Event):
+    """A run ended; `status` is a `RunStatus` value and `reason` says why when it ended early."""
+
+    status: str
+    reason: str
+    elapsed: float
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Delivers each event to every subscriber, in the order they subscribed."""
+
+    __slots__ = ("_subscribers",)
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._subscribers)
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns a function that removes it."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def emit(self, event: Event) -> None:
+        """Deliver `event`; a failing subscriber is logged and skipped, the run goes on."""
+        for subscriber in tuple(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("event subscriber %r failed on %s", subscriber, type(event).__name__)

@@ -1,0 +1,67 @@
+"""Every exception Orquestra raises on purpose, in one place.
+
+`OrquestraError` is the root. Errors that come from a user's input (a graph file, a registry card, a flag)
+derive from `UserError`: the CLI prints their message on one line and exits non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OrquestraError(Exception):
+    """Root of all Orquestra errors."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UserError(OrquestraError):
+    """A mistake in something the user gave us: a file, a flag, a card, a graph."""
+
+
+class GraphError(UserError, ValueError):
+    """A task graph or a patch that fails a check: the message names the problem and the task ids involved.
+
+    It is also a `ValueError`, so that pydantic validators (and instructor retries) treat it as a
+    validation failure whose message goes back to the model.
+    """
+
+
+class PatchRefused(GraphError):
+    """A patch that would change a task which has already started or finished."""
+
+
+class RegistryError(UserError):
+    """An agent or tool card that cannot be loaded: the message names the file and the field."""
+
+
+class DispatchError(UserError):
+    """No agent in the registry can take a task."""
+
+
+class TransientError(OrquestraError):
+    """A failure worth retrying (rate limit, timeout, dropped connection).
+
+    Raise it (or a subclass) from a task to ask the engine to retry with backoff. `retry_after` is the
+    delay in seconds the other side asked for, if it said one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ScriptExhausted(OrquestraError):
+    """A scripted model was asked for more answers than it was given."""
+
+
+def describe_validation_error(error: Any) -> str:
+    """One readable line from a pydantic `ValidationError`: each problem as ``field 'where': what``."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"field '{where}': {message}" if where else message)
+    return "; ".join(parts)

@@ -1,0 +1,85 @@
+"""A deterministic model for tests and demos: answers come from a function or a recorded list.
+
+It is never the default: it exists so that the whole loop can be exercised and shown with no network and
+no weights. Token counts are whitespace-separated words, so usage is deterministic too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from orquestra.exceptions import ScriptExhausted
+from orquestra.models.base import Message, Model, ModelResponse, ToolSpec, Usage
+
+Answer = str | ModelResponse | BaseModel | dict[str, Any] | list[Any]
+Responder = Callable[[Sequence[Message]], Answer]
+
+
+class ScriptedModel(Model):
+    """Answers with `responder(messages)`, or else the next of `responses`, after `latency` seconds.
+
+    An answer may be text, a full `ModelResponse` (for tool calls), or a pydantic object, dict or list
+    (sent as JSON, for structured calls). With neither a responder nor responses, it echoes the last user
+    message, which is enough to demonstrate a graph run.
+    """
+
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        responses: Iterable[Answer] = (),
+        latency: float = 0.0,
+        name: str = "scripted",
+    ) -> None:
+        self.name = name
+        self._responder = responder
+        self._responses = list(responses)
+        self._scripted = bool(self._responses)
+        self.latency = latency
+        self.calls: list[list[Message]] = []
+        """Every request received, for tests to inspect."""
+
+    async def request(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        output_schema: dict[str, Any] | None = None,
+    ) -> ModelResponse:
+        """Return the scripted answer for `messages`."""
+        self.calls.append(list(messages))
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        answer = self._next_answer(messages)
+        if isinstance(answer, ModelResponse):
+            return answer
+        text = _as_text(answer)
+        usage = Usage(
+            requests=1,
+            input_tokens=sum(len(message.content.split()) for message in messages),
+            output_tokens=len(text.split()),
+        )
+        return ModelResponse(text=text, model=self.name, usage=usage)
+
+    def _next_answer(self, messages: Sequence[Message]) -> Answer:
+        if self._responder is not None:
+            return self._responder(messages)
+        if self._responses:
+            return self._responses.pop(0)
+        if self._scripted:
+            raise ScriptExhausted(f"scripted model '{self.name}' has no answers left (call {len(self.calls)})")
+        last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        return f"[{self.name}] {last_user.strip().splitlines()[0] if last_user.strip() else 'done'}"
+
+
+def _as_text(answer: Answer) -> str:
+    if isinstance(answer, str):
+        return answer
+    if isinstance(answer, BaseModel):
+        return answer.model_dump_json()
+    return json.dumps(answer)
