@@ -104,7 +104,7 @@ class _Backoff(wait_base):
 
     def __init__(self, policy: RetryPolicy) -> None:
         self._exponential = wait_exponential_jitter(
-            initial=policy.initial_delay, max=policy.max_delay, jitter=policy.jitter
+            multiplier=policy.initial_delay, max=policy.max_delay, jitter=policy.jitter
         )
 
     def __call__(self, retry_state: RetryCallState) -> float:

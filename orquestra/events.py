@@ -113,10 +113,11 @@ Subscriber = Callable[[Event], None]
 class EventBus:
     """Delivers each event to every subscriber, in the order they subscribed."""
 
-    __slots__ = ("_subscribers",)
+    __slots__ = ("_subscribers", "_reported")
 
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
+        self._reported: set[int] = set()
 
     def __bool__(self) -> bool:
         return bool(self._subscribers)
@@ -132,4 +133,7 @@ class EventBus:
             try:
                 subscriber(event)
             except Exception:
-                log.exception("event subscriber %r failed on %s", subscriber, type(event).__name__)
+                # Once per subscriber: a broken view must not flood the log on every event.
+                if id(subscriber) not in self._reported:
+                    self._reported.add(id(subscriber))
+                    log.exception("event subscriber %r failed on %s", subscriber, type(event).__name__)

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from orquestra.datafile import read_data
 from orquestra.exceptions import RegistryError, describe_validation_error
 from orquestra.resources import data_dir
 
@@ -119,12 +119,7 @@ def _card_files(folder: Path) -> Sequence[Path]:
 
 
 def _load_card(path: Path, card_type: type[CardT]) -> CardT:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise RegistryError(f"{path}:{where} invalid YAML: {getattr(error, 'problem', error)}") from None
+    data = read_data(path, RegistryError)
     if not isinstance(data, dict):
         raise RegistryError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
     try:

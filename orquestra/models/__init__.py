@@ -13,8 +13,19 @@ def infer_model(spec: str | Model) -> Model:
         return spec
     provider, _, name = spec.partition(":")
     if provider == "scripted":
-        return ScriptedModel(name=spec if name else "scripted")
-    raise UserError(f"unknown model '{spec}': expected 'scripted'")
+        return _scripted_echo(spec, name)
+    raise UserError(f"unknown model '{spec}': expected 'scripted' or 'scripted:SECONDS'")
+
+
+def _scripted_echo(spec: str, latency: str) -> ScriptedModel:
+    """The demo model: echoes each task, optionally after `latency` seconds (``scripted:0.5``)."""
+    try:
+        seconds = float(latency) if latency else 0.0
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise UserError(f"model '{spec}': the scripted model takes a delay in seconds, e.g. 'scripted:0.5'")
+    return ScriptedModel(name=spec, latency=seconds)
 
 
 __all__ = [
