@@ -95,7 +95,10 @@ def run(
     """Run a task graph with live progress, then print each result and a summary."""
     graph = load_graph(target)
     cards = Registry.load(*(registry or []))
-    assignments = Dispatcher(cards).assign_all(graph)
+    try:
+        assignments = Dispatcher(cards).assign_all(graph)
+    except UserError as error:
+        raise UserError(f"{target}: {error.message}") from None
     default_model = model or os.environ.get("ORQUESTRA_MODEL") or "scripted"
     models: dict[str, Model] = {}
 
@@ -107,7 +110,9 @@ def run(
     def model_for(card: AgentCard) -> Model:
         return resolve(card.model or default_model)
 
-    # Resolving the default now makes a bad model string fail before anything runs.
+    # Resolving every model now makes a bad model string fail before anything runs.
+    for assignment in assignments.values():
+        model_for(assignment.agent)
     console.print(f"[dim]model:[/dim] {resolve(default_model).name}   [dim]tasks:[/dim] {len(graph)}")
     runner = AgentRunner(assignments, model_for)
     engine = Engine(runner, max_concurrency=max_concurrency, timeout=timeout, retry=RetryPolicy(retries=retries))

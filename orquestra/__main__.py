@@ -1,0 +1,5 @@
+"""`python -m orquestra` runs the command line."""
+
+from orquestra.cli import main
+
+main()
