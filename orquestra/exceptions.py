@@ -53,6 +53,41 @@ class TransientError(OrquestraError):
         self.retry_after = retry_after
 
 
+class ModelError(OrquestraError):
+    """A model call failed for good: the provider refused it, or retries and fallbacks ran out."""
+
+
+class ModelUnavailable(ModelError, TransientError):
+    """A provider failure worth retrying: rate limit (429), server error (5xx), timeout, dropped connection.
+
+    `retry_after` carries the provider's Retry-After, in seconds, when it sent one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        TransientError.__init__(self, message, retry_after=retry_after)
+
+
+class ContextLengthExceeded(ModelError):
+    """The request did not fit the model's context window."""
+
+
+class InvalidOutput(ModelError):
+    """A model's structured answer did not validate, even after the validation error was sent back.
+
+    `raw` is the model's last answer as text (for a deterministic repair to work on), `usage` what every
+    attempt cost (a `Usage`).
+    """
+
+    def __init__(self, message: str, *, raw: str | None = None, usage: Any = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.usage = usage
+
+
+class ModelConfigError(UserError):
+    """A model that cannot be used as configured: unknown provider, missing key or package, bad option."""
+
+
 class ScriptExhausted(OrquestraError):
     """A scripted model was asked for more answers than it was given."""
 

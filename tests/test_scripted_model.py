@@ -6,9 +6,8 @@ import time
 import pytest
 from pydantic import BaseModel
 
-from orquestra.exceptions import ScriptExhausted, UserError
+from orquestra.exceptions import InvalidOutput, ScriptExhausted, UserError
 from orquestra.models import Message, ModelResponse, ScriptedModel, ToolCall, infer_model
-from orquestra.models.base import InvalidOutput
 
 
 class Verdict(BaseModel):
@@ -38,11 +37,16 @@ async def test_function_responder_sees_the_messages_and_usage_is_counted():
 
 
 async def test_structured_output_is_validated():
-    model = ScriptedModel(responses=[Verdict(ok=True, note="fine"), {"ok": "maybe"}])
-    verdict, _ = await model.structured(USER, Verdict)
-    assert verdict == Verdict(ok=True, note="fine")
-    with pytest.raises(InvalidOutput, match="invalid Verdict"):
-        await model.structured(USER, Verdict)
+    model = ScriptedModel(responses=[Verdict(ok=True, note="fine"), {"ok": "maybe"}, {"ok": True, "note": "fixed"}])
+    verdict, usage = await model.structured(USER, Verdict)
+    assert verdict == Verdict(ok=True, note="fine") and usage.requests == 1
+    # The second answer is invalid: instructor sends the validation error back and the third one passes.
+    verdict, usage = await model.structured(USER, Verdict, max_retries=1)
+    assert verdict.note == "fixed" and usage.requests == 2
+    assert "ok" in model.calls[-1][-1].content  # the re-ask names the failing field
+    with pytest.raises(InvalidOutput, match="did not produce a valid Verdict") as caught:
+        await ScriptedModel(responses=[{"ok": "maybe"}] * 3).structured(USER, Verdict, max_retries=2)
+    assert caught.value.raw == '{"ok": "maybe"}' and caught.value.usage.requests == 3
 
 
 async def test_full_responses_carry_tool_calls():

@@ -1,20 +1,27 @@
 """The one model interface that planner, reflector and agents call, and the data it speaks.
 
-Providers implement `Model.request`; everything else (structured output, usage accounting) is shared.
-Nothing here knows about graphs or agents.
+A provider implements `request` (messages in; text or tool calls out, with usage) and, where it can,
+`stream` and `structured`. The default `structured` drives instructor over `request` through an
+OpenAI-shaped shim, so providers without an instructor integration of their own (the embedded model, the
+scripted one) still get instructor's validation and re-asking. Nothing here knows about graphs or agents.
 """
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ValidationError
+import instructor
+from instructor.core import InstructorRetryException
+from openai.types.chat import ChatCompletion
+from pydantic import BaseModel
 
-from orquestra.exceptions import OrquestraError
+from orquestra.exceptions import InvalidOutput
 
 Role = Literal["system", "user", "assistant", "tool"]
 OutputT = TypeVar("OutputT", bound=BaseModel)
@@ -36,8 +43,11 @@ class Message:
     role: Role
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
+    """For an `assistant` message: the tools it asked to call."""
     tool_call_id: str | None = None
     """For a `tool` message: which call this is the result of."""
+    name: str | None = None
+    """For a `tool` message: the tool's name (some providers want it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +59,24 @@ class ToolSpec:
     parameters: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Price:
+    """US dollars per million tokens."""
+
+    input: float = 0.0
+    output: float = 0.0
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        """The cost of a call with these token counts."""
+        return (input_tokens * self.input + output_tokens * self.output) / 1_000_000
+
+
+FREE = Price()
+
+
 @dataclass(slots=True)
 class Usage:
-    """Tokens and cost, added up across calls."""
+    """Requests, tokens and cost, added up across calls."""
 
     requests: int = 0
     input_tokens: int = 0
@@ -80,16 +105,20 @@ class ModelResponse:
     model: str
     tool_calls: tuple[ToolCall, ...] = ()
     usage: Usage = field(default_factory=Usage)
-
-
-class InvalidOutput(OrquestraError):
-    """A model's answer did not validate against the requested output type."""
+    finish_reason: str = "stop"
 
 
 class Model(ABC):
-    """A chat model behind a provider. Subclasses implement `request`; streaming is optional."""
+    """A chat model behind a provider.
+
+    Subclasses set `name` (the full model string, e.g. ``"openai:gpt-5-mini"``) and implement `request`.
+    `price` turns token counts into cost; `usage()` builds a priced `Usage` for one call.
+    """
 
     name: str
+    price: Price = FREE
+    context_window: int = 32_768
+    """Tokens the model can take in one request (used to trim inputs); providers refine it."""
 
     @abstractmethod
     async def request(
@@ -99,19 +128,130 @@ class Model(ABC):
         tools: Sequence[ToolSpec] = (),
         output_schema: dict[str, Any] | None = None,
     ) -> ModelResponse:
-        """Send `messages`; with `output_schema`, the answer text must be JSON matching that schema."""
+        """Send `messages`.
+
+        With `tools`, the answer may be tool calls instead of text. With `output_schema`, the answer text
+        must be JSON matching that schema (constrained decoding where the provider supports it).
+        Raises `ModelUnavailable` for transient failures, `ContextLengthExceeded`, or `ModelError`.
+        """
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
-        """Yield the answer in pieces; providers that cannot stream yield it whole."""
+        """Yield the answer text in pieces; providers that cannot stream yield it whole."""
         response = await self.request(messages)
         yield response.text
 
     async def structured(
-        self, messages: Sequence[Message], output_type: type[OutputT]
-    ) -> tuple[OutputT, ModelResponse]:
-        """Ask for a JSON answer matching `output_type` and return it validated, with the raw response."""
-        response = await self.request(messages, output_schema=output_type.model_json_schema())
+        self, messages: Sequence[Message], output_type: type[OutputT], *, max_retries: int = 2
+    ) -> tuple[OutputT, Usage]:
+        """Return an `output_type` object validated by instructor, and the usage of every attempt.
+
+        A validation error goes back to the model for up to `max_retries` more attempts; after that,
+        `InvalidOutput` carries the last raw answer in `.raw` and the usage in `.usage`.
+        """
+        shim = _OpenAIShim(self)
+        create: Any = instructor.patch(create=shim.create, mode=instructor.Mode.JSON_SCHEMA)
         try:
-            return output_type.model_validate(json.loads(response.text)), response
-        except (ValueError, ValidationError) as error:
-            raise InvalidOutput(f"{self.name} returned an invalid {output_type.__name__}: {error}") from error
+            result = await create(
+                messages=[to_openai_dict(message) for message in messages],
+                response_model=output_type,
+                max_retries=max_retries + 1,
+                model=self.name,
+            )
+        except InstructorRetryException as error:
+            raise invalid_output(self.name, output_type, error, shim.usage, shim.last_text) from error
+        return plain(output_type, result), shim.usage
+
+    def usage(self, input_tokens: int, output_tokens: int) -> Usage:
+        """A priced `Usage` for one request."""
+        return Usage(1, input_tokens, output_tokens, self.price.cost(input_tokens, output_tokens))
+
+    def __repr__(self) -> str:
+        # Never show keys or clients: a model's repr may end up in logs.
+        return f"{type(self).__name__}({self.name!r})"
+
+
+def plain(output_type: type[OutputT], result: BaseModel) -> OutputT:
+    """`result` as a plain `output_type`: instructor returns a subclass carrying its raw response along."""
+    return output_type.model_validate(result.model_dump())
+
+
+def invalid_output(
+    model: str, output_type: type[BaseModel], error: Exception, usage: Usage, raw: str | None
+) -> InvalidOutput:
+    """The `InvalidOutput` raised when instructor gives up: the reason, the last raw answer and the usage."""
+    reason = str(getattr(error, "__cause__", None) or error).strip().splitlines()
+    return InvalidOutput(
+        f"{model} did not produce a valid {output_type.__name__}: {reason[-1] if reason else error}",
+        raw=raw,
+        usage=usage,
+    )
+
+
+def to_openai_dict(message: Message) -> dict[str, Any]:
+    """A `Message` in the OpenAI chat format."""
+    data: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        data["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+            }
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        data["tool_call_id"] = message.tool_call_id
+    return data
+
+
+def from_openai_dict(data: dict[str, Any]) -> Message:
+    """A `Message` from the OpenAI chat format (as instructor builds them while re-asking)."""
+    content = data.get("content") or ""
+    if isinstance(content, list):  # content parts: keep the text ones
+        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    calls = tuple(
+        ToolCall(
+            id=call.get("id", ""),
+            name=call["function"]["name"],
+            arguments=json.loads(call["function"].get("arguments") or "{}"),
+        )
+        for call in data.get("tool_calls") or ()
+    )
+    return Message(data["role"], str(content), tool_calls=calls, tool_call_id=data.get("tool_call_id"))
+
+
+class _OpenAIShim:
+    """An OpenAI-shaped `chat.completions.create` over `Model.request`, for instructor to drive."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.usage = Usage()
+        self.last_text: str | None = None
+
+    async def create(self, **kwargs: Any) -> ChatCompletion:
+        messages = [from_openai_dict(message) for message in kwargs["messages"]]
+        response_format = kwargs.get("response_format") or {}
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        response = await self.model.request(messages, output_schema=schema)
+        self.usage = self.usage + response.usage
+        self.last_text = response.text
+        return ChatCompletion.model_validate(
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": self.model.name,
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": response.text},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": response.usage.input_tokens,
+                    "completion_tokens": response.usage.output_tokens,
+                    "total_tokens": response.usage.total_tokens,
+                },
+            }
+        )

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from orquestra.exceptions import ScriptExhausted
-from orquestra.models.base import Message, Model, ModelResponse, ToolSpec, Usage
+from orquestra.models.base import Message, Model, ModelResponse, ToolSpec
 
 Answer = str | ModelResponse | BaseModel | dict[str, Any] | list[Any]
 Responder = Callable[[Sequence[Message]], Answer]
@@ -59,11 +59,7 @@ class ScriptedModel(Model):
         if isinstance(answer, ModelResponse):
             return answer
         text = _as_text(answer)
-        usage = Usage(
-            requests=1,
-            input_tokens=sum(len(message.content.split()) for message in messages),
-            output_tokens=len(text.split()),
-        )
+        usage = self.usage(sum(len(message.content.split()) for message in messages), len(text.split()))
         return ModelResponse(text=text, model=self.name, usage=usage)
 
     def _next_answer(self, messages: Sequence[Message]) -> Answer:
