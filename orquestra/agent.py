@@ -1,42 +1,112 @@
-"""One task with one agent: its prompts, its dependencies' outputs, and the call to its model."""
+"""One task with one agent: its prompts, its dependencies' outputs, its tools, and its fallbacks.
+
+`AgentRunner` is the engine's `run_task` for agent teams. For each task it tries the assigned agent's
+model, then the agent's fallback models, then the fallback agents, each through the same tool-calling
+loop. Inputs that would overflow the context window are trimmed, with a note to the agent, and a
+context-length refusal is retried once with half the room.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from orquestra.dispatch import Assignment
+from orquestra.dispatch import Assignment, Dispatcher
+from orquestra.events import AgentFallback, Event, ToolCalled
+from orquestra.exceptions import ContextLengthExceeded, ModelConfigError, ModelError
 from orquestra.graph import Task
 from orquestra.models import Message, Model, Usage
 from orquestra.prompts import render
 from orquestra.registry import AgentCard
+from orquestra.tools.context import ToolContext
+from orquestra.tools.toolbox import Toolbox
+from orquestra.trimming import CHARS_PER_TOKEN, estimate_tokens, fit_texts
+
+RESERVED_FOR_ANSWER = 1024
+"""Tokens of the context window left free for the agent's answer and its tool calls."""
 
 
 @dataclass
 class AgentRunner:
-    """Runs tasks through their assigned agents; usable directly as the engine's `run_task`.
+    """Runs tasks through their agents; usable directly as the engine's `run_task`.
 
     Args:
-        assignments: the dispatcher's choice for each task id.
-        model_for: the model an agent card uses.
+        dispatcher: chooses the agent (and fallbacks) of tasks it has not seen yet.
+        model_for: the model for a model string (the runner asks for each agent's model and fallbacks).
+        default_model: the model string of agents whose card names none.
+        workspace: the folder the run's file tools may read and write.
         goal: the run's overall goal, shown to every agent.
+        emit: receives `ToolCalled` and `AgentFallback` events.
+        run_id: the id those events carry.
 
     """
 
-    assignments: Mapping[str, Assignment]
-    model_for: Callable[[AgentCard], Model]
+    dispatcher: Dispatcher
+    model_for: Callable[[str], Model]
+    default_model: str
+    workspace: Path
     goal: str = ""
+    emit: Callable[[Event], None] | None = None
+    run_id: str = ""
+    max_tool_steps: int = 6
+    assignments: dict[str, Assignment] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
     """Tokens and cost of every call made so far."""
+    task_usage: dict[str, Usage] = field(default_factory=dict)
 
     async def __call__(self, task: Task, inputs: Mapping[str, Any]) -> str:
-        """Run `task` with its agent and return the agent's answer."""
-        agent = self.assignments[task.id].agent
-        messages = [
-            Message("system", render(f"agents/{agent.prompt}.j2", agent=agent)),
-            Message("user", render("task.j2", goal=self.goal, task=task, inputs=inputs, trimmed=False)),
-        ]
-        response = await self.model_for(agent).request(messages)
-        self.usage = self.usage + response.usage
+        """Run `task` and return the answer of the first agent and model that succeed."""
+        assignment = self.assignments.get(task.id)
+        if assignment is None:  # a task added by a replan
+            assignment = self.assignments[task.id] = self.dispatcher.assign(task)
+        failures: list[str] = []
+        for agent in assignment.chain():
+            for spec in (agent.model or self.default_model, *agent.fallback_models):
+                try:
+                    return await self._run_with(agent, self.model_for(spec), task, inputs)
+                except ModelConfigError:
+                    raise
+                except ModelError as error:
+                    failures.append(f"{agent.name} on {spec}: {error}")
+                    if self.emit:
+                        self.emit(AgentFallback(self.run_id, task.id, agent.name, spec, str(error)))
+        raise ModelError(f"task '{task.id}': every agent and model failed: " + "; ".join(failures))
+
+    async def _run_with(self, agent: AgentCard, model: Model, task: Task, inputs: Mapping[str, Any]) -> str:
+        toolbox = Toolbox([self.dispatcher.registry.tools[name] for name in agent.tools], ToolContext(self.workspace))
+        system = render(f"agents/{agent.prompt}.j2", agent=agent)
+        room = model.context_window - RESERVED_FOR_ANSWER - estimate_tokens(system + task.instruction) - 200
+        try:
+            return await self._converse(model, task, system, inputs, room, toolbox)
+        except ContextLengthExceeded:
+            # Our estimate was too generous for this model's tokenizer: one more try with half the room.
+            return await self._converse(model, task, system, inputs, room // 2, toolbox)
+
+    async def _converse(
+        self, model: Model, task: Task, system: str, inputs: Mapping[str, Any], room: int, toolbox: Toolbox
+    ) -> str:
+        texts, trimmed = fit_texts({key: str(value) for key, value in inputs.items()}, int(room * CHARS_PER_TOKEN))
+        user = render("task.j2", goal=self.goal, task=task, inputs=texts, trimmed=trimmed)
+        messages = [Message("system", system), Message("user", user)]
+        tools = toolbox.specs()
+        for _ in range(self.max_tool_steps):
+            response = await model.request(messages, tools=tools)
+            self._count(task.id, response.usage)
+            if not response.tool_calls:
+                return response.text
+            messages.append(Message("assistant", response.text, tool_calls=response.tool_calls))
+            for call in response.tool_calls:
+                result = await toolbox.call(call)
+                if self.emit:
+                    self.emit(ToolCalled(self.run_id, task.id, call.name, call.arguments, result))
+                messages.append(Message("tool", result, tool_call_id=call.id, name=call.name))
+        messages.append(Message("user", "Give your final answer now, without calling tools."))
+        response = await model.request(messages)
+        self._count(task.id, response.usage)
         return response.text
+
+    def _count(self, task_id: str, usage: Usage) -> None:
+        self.usage = self.usage + usage
+        self.task_usage[task_id] = self.task_usage.get(task_id, Usage()) + usage

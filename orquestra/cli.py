@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -19,15 +18,16 @@ from rich.table import Table
 from rich.text import Text
 
 from orquestra import __version__
-from orquestra.agent import AgentRunner
+from orquestra.config import load_settings
 from orquestra.console import ProgressView, graph_tree, mermaid, run_summary
-from orquestra.dispatch import Dispatcher
-from orquestra.engine import Engine, RetryPolicy, RunResult, RunStatus
+from orquestra.engine import Execution, RunStatus
 from orquestra.exceptions import UserError
 from orquestra.graph import TaskGraph
-from orquestra.graphfile import load_graph
-from orquestra.models import Model, infer_model
+from orquestra.graphfile import dump_graph, load_graph
+from orquestra.models import Model, Usage
+from orquestra.planner import PlanResult
 from orquestra.registry import AgentCard, Registry
+from orquestra.team import Team, TeamResult
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -59,7 +59,16 @@ RegistryFolders = Annotated[
 ]
 ModelOption = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Default model, e.g. 'scripted'. Also ORQUESTRA_MODEL.", show_default=False),
+    typer.Option(
+        "--model",
+        "-m",
+        help="Default model: local, openai:<model>, anthropic:<model> or scripted. Also ORQUESTRA_MODEL.",
+        show_default=False,
+    ),
+]
+PlannerModelOption = Annotated[
+    str | None,
+    typer.Option("--planner-model", help="Model for planning, if not the default.", show_default=False),
 ]
 
 
@@ -81,78 +90,146 @@ def _root(
 # ---------------------------------------------------------------------------------------------- run
 
 
+GraphFileSuffixes = (".yaml", ".yml", ".json")
+
+
 @app.command()
 def run(
-    target: Annotated[str, typer.Argument(help="A task graph file (.yaml, .yml or .json).")],
+    target: Annotated[str, typer.Argument(help="A goal in plain words, or a task graph file (.yaml, .yml, .json).")],
     model: ModelOption = None,
+    planner_model: PlannerModelOption = None,
     registry: RegistryFolders = None,
     max_concurrency: Annotated[int, typer.Option(min=1, help="Tasks running at once.")] = 4,
+    max_tasks: Annotated[int, typer.Option(min=1, max=50, help="The largest plan accepted.")] = 8,
     timeout: Annotated[float | None, typer.Option(min=0.001, help="Seconds one task attempt may take.")] = None,
     retries: Annotated[int, typer.Option(min=0, help="Retries per task on transient errors.")] = 2,
     save: Annotated[Path | None, typer.Option(help="Also write the result (statuses, outputs) as JSON here.")] = None,
     outputs: Annotated[bool, typer.Option("--outputs/--no-outputs", help="Print each task's output.")] = True,
 ) -> None:
-    """Run a task graph with live progress, then print each result and a summary."""
-    graph = load_graph(target)
-    cards = Registry.load(*(registry or []))
-    try:
-        assignments = Dispatcher(cards).assign_all(graph)
-    except UserError as error:
-        raise UserError(f"{target}: {error.message}") from None
-    default_model = model or os.environ.get("ORQUESTRA_MODEL") or "scripted"
-    models: dict[str, Model] = {}
-
-    def resolve(spec: str) -> Model:
-        if spec not in models:
-            models[spec] = infer_model(spec)
-        return models[spec]
-
-    def model_for(card: AgentCard) -> Model:
-        return resolve(card.model or default_model)
-
-    # Resolving every model now makes a bad model string fail before anything runs.
-    for assignment in assignments.values():
-        model_for(assignment.agent)
-    console.print(f"[dim]model:[/dim] {resolve(default_model).name}   [dim]tasks:[/dim] {len(graph)}")
-    runner = AgentRunner(assignments, model_for)
-    engine = Engine(runner, max_concurrency=max_concurrency, timeout=timeout, retry=RetryPolicy(retries=retries))
-    view = ProgressView(graph, {task_id: a.agent.name for task_id, a in assignments.items()})
-    engine.subscribe(view)
-    result = asyncio.run(_run_live(engine, graph, view))
-    if outputs:
-        for task_id in result.finished:
-            output = Text(str(result.outputs[task_id]))  # model text, never rich markup
-            console.print(Panel(output, title=task_id, title_align="left", expand=False))
-    console.print(run_summary(result))
-    usage = runner.usage
-    console.print(
-        f"[dim]model calls: {usage.requests}, tokens: {usage.input_tokens} in / {usage.output_tokens} out, "
-        f"cost: ${usage.cost:.4f}[/dim]"
+    """Plan and run a goal with a team of agents, or run a task graph file; live progress, then the results."""
+    team = _team(
+        model,
+        planner_model,
+        registry,
+        max_concurrency=max_concurrency,
+        max_tasks=max_tasks,
+        timeout=timeout,
+        retries=retries,
     )
+    is_file = target.endswith(GraphFileSuffixes) or Path(target).is_file()
+    goal = "" if is_file else target
+    console.print(f"[dim]model:[/dim] {_describe(team.model())} [dim]({team.settings.model_source})[/dim]")
+    plan = None
+    if is_file:
+        graph = load_graph(target)
+        _check_graph(team, graph, target)
+    else:
+        with console.status(f"planning with {team.settings.planning_model}..."):
+            plan = asyncio.run(team.plan(goal))
+        graph = plan.graph
+        _check_graph(team, graph, "the plan")
+        console.print(graph_tree(graph, title=f"plan: {len(graph)} tasks"))
+        for repair in plan.repairs:
+            console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
+    result = asyncio.run(_run_live(team, graph, goal, plan))
+    if outputs:
+        for task_id in result.run.finished:
+            output = Text(str(result.run.outputs[task_id]))  # model text, never rich markup
+            console.print(Panel(output, title=task_id, title_align="left", expand=False))
+    if goal and result.answer:
+        console.print(Panel(Text(result.answer), title="answer", title_align="left", border_style="green"))
+    console.print(run_summary(result.run))
+    console.print(_usage_line(result.usage))
     if save is not None:
         _save_result(result, save)
-    if result.status is RunStatus.CANCELLED:
+    if result.run.status is RunStatus.CANCELLED:
         raise typer.Exit(EXIT_INTERRUPTED)
-    if result.status is RunStatus.FAILED:
+    if result.run.status is RunStatus.FAILED:
         raise typer.Exit(EXIT_FAILED)
 
 
-async def _run_live(engine: Engine, graph: TaskGraph, view: ProgressView) -> RunResult:
+@app.command()
+def plan(
+    goal: Annotated[str, typer.Argument(help="The goal, in plain words.")],
+    model: ModelOption = None,
+    planner_model: PlannerModelOption = None,
+    registry: RegistryFolders = None,
+    max_tasks: Annotated[int, typer.Option(min=1, max=50, help="The largest plan accepted.")] = 8,
+    save: Annotated[Path | None, typer.Option(help="Write the plan as a graph file that `run` accepts.")] = None,
+) -> None:
+    """Plan a goal into a task graph and show it, without running it."""
+    team = _team(model, planner_model, registry, max_tasks=max_tasks)
+    console.print(f"[dim]planner:[/dim] {_describe(team.model(team.settings.planning_model))}")
+    with console.status(f"planning with {team.settings.planning_model}..."):
+        result = asyncio.run(team.plan(goal))
+    console.print(graph_tree(result.graph, title=f"plan: {len(result.graph)} tasks"))
+    for repair in result.repairs:
+        console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
+    usage = result.usage
+    console.print(
+        f"[dim]model calls: {usage.requests}, tokens: {usage.input_tokens} in / {usage.output_tokens} out[/dim]"
+    )
+    if save is not None:
+        try:
+            dump_graph(result.graph, save)
+        except OSError as error:
+            raise UserError(f"{save}: cannot write the plan: {error.strerror}") from None
+        console.print(f"[dim]plan saved to {save}; run it with: orquestra run {save}[/dim]")
+
+
+def _team(model: str | None, planner_model: str | None, registry: list[Path] | None, **options: Any) -> Team:
+    settings = load_settings()
+    cards = Registry.load(*settings.registry, *(registry or []))
+    return Team(registry=cards, settings=settings, model=model, planner_model=planner_model, **options)
+
+
+def _check_graph(team: Team, graph: TaskGraph, where: str) -> None:
+    """Check capabilities and models before anything runs, naming the file (or the plan) on error."""
+    try:
+        team.dispatcher.assign_all(graph)
+        team.check_models(graph)
+    except UserError as error:
+        raise UserError(f"{where}: {error.message}") from None
+
+
+def _usage_line(usage: Usage) -> str:
+    return (
+        f"[dim]model calls: {usage.requests}, tokens: {usage.input_tokens} in / {usage.output_tokens} out, "
+        f"cost: ${usage.cost:.4f}[/dim]"
+    )
+
+
+def _describe(model: Model) -> str:
+    describe = getattr(model, "describe", None)
+    return str(describe()) if callable(describe) else model.name
+
+
+async def _run_live(team: Team, graph: TaskGraph, goal: str, plan: PlanResult | None) -> TeamResult:
     """Run with a live view; Ctrl-C cancels the run cleanly and the result says which tasks finished."""
     loop = asyncio.get_running_loop()
-    execution = engine.start(graph)
-    loop.add_signal_handler(signal.SIGINT, execution.cancel, "interrupted by Ctrl-C")
+    agents = {task.id: team.dispatcher.assign(task).agent.name for task in graph.tasks}
+    view = ProgressView(graph, agents)
+
+    def started(execution: Execution) -> None:
+        loop.add_signal_handler(signal.SIGINT, execution.cancel, "interrupted by Ctrl-C")
+
     try:
         with Live(view, console=console, refresh_per_second=8):
-            result = await execution
+            run, runner = await team.execute(graph, goal=goal, subscribers=[view], started=started)
         console.print()
-        return result
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+    if not goal:
+        return TeamResult(goal, "", run, None, runner.usage, dict(runner.task_usage), runner.workspace)
+    with console.status("writing the answer..."):
+        return await team.finish(goal, plan, run, runner)
 
 
-def _save_result(result: RunResult, path: Path) -> None:
+def _save_result(team_result: TeamResult, path: Path) -> None:
+    result = team_result.run
     data: dict[str, Any] = {
+        "goal": team_result.goal,
+        "answer": team_result.answer,
         "run_id": result.run_id,
         "status": result.status.value,
         "reason": result.reason,

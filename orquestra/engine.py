@@ -18,8 +18,8 @@ from functools import partial
 from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_base, wait_exponential_jitter
 
+from orquestra.backoff import BackoffWait
 from orquestra.events import (
     EventBus,
     GraphPatched,
@@ -97,21 +97,6 @@ class RetryPolicy:
     """Up to this many random seconds added to each delay, so retries do not arrive in lockstep."""
     transient: Callable[[BaseException], bool] = is_transient
     """Which errors are worth retrying."""
-
-
-class _Backoff(wait_base):
-    """Exponential backoff with jitter that never waits less than the error's own `retry_after`."""
-
-    def __init__(self, policy: RetryPolicy) -> None:
-        self._exponential = wait_exponential_jitter(
-            multiplier=policy.initial_delay, max=policy.max_delay, jitter=policy.jitter
-        )
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        delay: float = self._exponential(retry_state)
-        error = retry_state.outcome.exception() if retry_state.outcome else None
-        retry_after = getattr(error, "retry_after", None)
-        return max(delay, float(retry_after)) if retry_after else delay
 
 
 @dataclass
@@ -351,7 +336,7 @@ class Execution:
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(retries + 1),
-            wait=_Backoff(policy),
+            wait=BackoffWait(policy.initial_delay, policy.max_delay, policy.jitter),
             retry=retry_if_exception(policy.transient),
             before_sleep=announce,
             reraise=True,

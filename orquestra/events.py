@@ -91,6 +91,26 @@ class TaskCancelled(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCalled(Event):
+    """An agent called a tool; `result` is what the tool returned (or its error, as text)."""
+
+    task_id: str
+    tool: str
+    arguments: dict[str, Any]
+    result: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFallback(Event):
+    """An agent's model failed for good on a task; the next model or fallback agent takes over."""
+
+    task_id: str
+    agent: str
+    model: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class GraphPatched(Event):
     """A patch changed the pending part of the running graph."""
 

@@ -9,7 +9,7 @@ Checks that need outside knowledge (which capabilities a registry offers) are me
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Annotated
 
@@ -68,7 +68,7 @@ class TaskGraph(BaseModel):
                     raise GraphError(f"task '{task.id}' depends on unknown task '{dep}'")
             if len(set(task.depends_on)) != len(task.depends_on):
                 raise GraphError(f"task '{task.id}' lists the same dependency twice")
-        cycle = _find_cycle(self.tasks)
+        cycle = find_cycle({task.id: task.depends_on for task in self.tasks})
         if cycle:
             raise GraphError("the graph has a cycle: " + " -> ".join(cycle) + " (each task depends on the next)")
         return self
@@ -235,9 +235,11 @@ def _rebuild(tasks: Iterable[Task]) -> TaskGraph:
         raise GraphError(describe_validation_error(error)) from None
 
 
-def _find_cycle(tasks: Iterable[Task]) -> list[str]:
-    """Return one cycle as a list of ids ending where it starts, or an empty list when there is none."""
-    parents: Mapping[str, tuple[str, ...]] = {task.id: task.depends_on for task in tasks}
+def find_cycle(parents: Mapping[str, Sequence[str]]) -> list[str]:
+    """One cycle in {task id: its dependencies}, as ids ending where it starts (each depends on the next).
+
+    Returns an empty list when there is none. Dependencies on ids not in `parents` are ignored.
+    """
     state: dict[str, int] = {}  # 1 = on the current path, 2 = fully explored
     for start in parents:
         if start in state:
@@ -252,7 +254,7 @@ def _find_cycle(tasks: Iterable[Task]) -> list[str]:
                 iterators.pop()
             elif state.get(dep) == 1:
                 return path[path.index(dep) :] + [dep]
-            elif dep not in state:
+            elif dep not in state and dep in parents:
                 state[dep] = 1
                 path.append(dep)
                 iterators.append(iter(parents[dep]))

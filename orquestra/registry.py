@@ -7,7 +7,7 @@ without touching the package.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orquestra.datafile import read_data
 from orquestra.exceptions import RegistryError, describe_validation_error
+from orquestra.models.base import Price
 from orquestra.resources import data_dir
 
 CardT = TypeVar("CardT", bound=BaseModel)
@@ -36,6 +37,9 @@ class AgentCard(BaseModel):
     tools: tuple[str, ...] = Field(default=(), description="Names of the tools this agent may use.")
     prompt: str = Field(default="agent", description="System prompt template in prompts/agents/, without .j2.")
     persona: str = Field(default="", description="Extra instructions placed in the system prompt.")
+    fallback_models: tuple[str, ...] = Field(
+        default=(), description="Models to try, in order, when this agent's model fails after its retries."
+    )
     fallbacks: tuple[str, ...] = Field(default=(), description="Agents to try when this one fails for good.")
     cost: float = Field(default=1.0, ge=0, description="Relative cost; cheaper agents win ties.")
     priority: int = Field(default=0, description="Higher priority wins before cost is compared.")
@@ -60,12 +64,24 @@ class ToolCard(BaseModel):
         return value
 
 
-class Registry:
-    """The agents and tools available to a run."""
+class _PricesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-    def __init__(self, agents: Iterable[AgentCard] = (), tools: Iterable[ToolCard] = ()) -> None:
+    prices: dict[str, Price] = Field(default_factory=dict)
+
+
+class Registry:
+    """The agents, tools and model prices available to a run."""
+
+    def __init__(
+        self,
+        agents: Iterable[AgentCard] = (),
+        tools: Iterable[ToolCard] = (),
+        prices: Mapping[str, Price] | None = None,
+    ) -> None:
         self.agents: dict[str, AgentCard] = {card.name: card for card in agents}
         self.tools: dict[str, ToolCard] = {card.name: card for card in tools}
+        self.prices: dict[str, Price] = dict(prices or {})
         self._check_references()
 
     @classmethod
@@ -75,6 +91,7 @@ class Registry:
         roots += [Path(folder) for folder in folders]
         agents: dict[str, AgentCard] = {}
         tools: dict[str, ToolCard] = {}
+        prices: dict[str, Price] = {}
         for root in roots:
             if not root.is_dir():
                 raise RegistryError(f"{root}: registry folder not found")
@@ -84,7 +101,9 @@ class Registry:
             for path in _card_files(root / "tools"):
                 tool = _load_card(path, ToolCard)
                 tools[tool.name] = tool
-        return cls(agents.values(), tools.values())
+            if (root / "models.yaml").is_file():
+                prices.update(_load_card(root / "models.yaml", _PricesFile).prices)
+        return cls(agents.values(), tools.values(), prices)
 
     def capabilities(self) -> set[str]:
         """Every capability some agent offers."""

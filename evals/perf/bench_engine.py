@@ -24,7 +24,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from orquestra import Engine, RunStatus, Task, TaskGraph
@@ -103,6 +103,7 @@ class Workload:
     key: str
     label: str
     graph: TaskGraph
+    plan: Plan
     latency: dict[str, float]
     kind: Kind
     target: float
@@ -114,14 +115,13 @@ class Workload:
     """Runs of the graph started together (asyncio.gather) in one timed batch."""
     repeats: int = 1
     """Batches run back to back in one timed sample (for very short workloads)."""
-    plan: Plan = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.graph.by_id  # noqa: B018 - build the lazy indexes before any timing
-        self.graph.dependents  # noqa: B018
-        order = self.graph.topological_order()
-        plan = tuple((node_id, self.graph.by_id[node_id].depends_on) for node_id in order)
-        object.__setattr__(self, "plan", plan)
+
+def _plan(graph: TaskGraph) -> Plan:
+    """Build the graph's lazy indexes (so no timing pays for them) and return its topological plan."""
+    graph.by_id  # noqa: B018
+    graph.dependents  # noqa: B018
+    return tuple((node_id, graph.by_id[node_id].depends_on) for node_id in graph.topological_order())
 
 
 def _task(node_id: str, depends_on: Sequence[str] = ()) -> Task:
@@ -140,6 +140,7 @@ def chain_workload(length: int) -> Workload:
         key="W1",
         label=f"W1 chain N={length}, 0 ms",
         graph=graph,
+        plan=_plan(graph),
         latency=dict.fromkeys(graph.by_id, 0.0),
         kind="per_task",
         target=2.0,
@@ -155,6 +156,7 @@ def fan_workload(width: int = 1000, latency: float = 0.050) -> Workload:
         key="W2",
         label=f"W2 fan 1->{width}->1, {latency * 1000:g} ms",
         graph=graph,
+        plan=_plan(graph),
         latency=dict.fromkeys(graph.by_id, latency),
         kind="makespan",
         target=1.15,
@@ -192,19 +194,20 @@ def critical_path(plan: Plan, latency: Mapping[str, float]) -> float:
 def layered_workload() -> Workload:
     """W3h: 10 layers of 20 random-wired tasks with latencies uniform in 5-35 ms."""
     graph = layered_graph()
+    plan = _plan(graph)
     rng = random.Random(7)
     latency = {task.id: rng.uniform(0.005, 0.035) for task in graph.tasks}
-    workload = Workload(
+    return Workload(
         key="W3h",
         label="W3h layered 10x20, 5-35 ms",
         graph=graph,
+        plan=plan,
         latency=latency,
         kind="makespan",
         target=1.05,
+        bound=critical_path(plan, latency),
         bound_name="critical path",
     )
-    object.__setattr__(workload, "bound", critical_path(workload.plan, latency))
-    return workload
 
 
 def concurrent_runs_workload(runs: int = 500, length: int = 5, latency: float = 0.010) -> Workload:
@@ -214,6 +217,7 @@ def concurrent_runs_workload(runs: int = 500, length: int = 5, latency: float = 
         key="W4",
         label=f"W4 {runs} runs x chain {length}, {latency * 1000:g} ms",
         graph=graph,
+        plan=_plan(graph),
         latency=dict.fromkeys(graph.by_id, latency),
         kind="throughput",
         target=0.5,
@@ -279,12 +283,19 @@ async def sample(workload: Workload, rounds: int) -> dict[str, list[float]]:
     graph, plan, latency, concurrent = workload.graph, workload.plan, workload.latency, workload.concurrent
 
     async def orquestra_batch() -> None:
-        await asyncio.gather(*(engine.run(graph) for _ in range(concurrent)))
+        if concurrent == 1:
+            await engine.run(graph)
+        else:
+            await asyncio.gather(*(engine.run(graph) for _ in range(concurrent)))
 
     async def asyncio_batch() -> None:
-        await asyncio.gather(*(reference_run(plan, latency) for _ in range(concurrent)))
+        if concurrent == 1:
+            await reference_run(plan, latency)
+        else:
+            await asyncio.gather(*(reference_run(plan, latency) for _ in range(concurrent)))
 
-    sides: list[tuple[str, Callable[[], Awaitable[None]]]] = [("orquestra", orquestra_batch), ("asyncio", asyncio_batch)]
+    Batch = Callable[[], Awaitable[None]]
+    sides: list[tuple[str, Batch]] = [("orquestra", orquestra_batch), ("asyncio", asyncio_batch)]
     for _, batch in sides:  # warm-up, untimed
         await batch()
     samples: dict[str, list[float]] = {"orquestra": [], "asyncio": []}
@@ -303,6 +314,7 @@ class Point:
 
     workload: str
     label: str
+    nodes: int
     unit: str
     orquestra: float
     asyncio: float
@@ -350,6 +362,7 @@ def score(workload: Workload, samples: dict[str, list[float]], problems: list[st
     return Point(
         workload=workload.key,
         label=workload.label,
+        nodes=len(workload.graph),
         unit=unit,
         orquestra=orq_value,
         asyncio=ref_value,
@@ -381,17 +394,13 @@ def print_table(points: Sequence[Point], rounds: int) -> None:
     print(f"orquestra engine vs plain asyncio -- medians of {rounds} rounds, {os.cpu_count()} CPU(s), {_python()}")
     for row in [header, tuple("-" * width for width in widths), *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    chains = {len_: point for point in points if point.workload == "W1" for len_ in [_chain_length(point.label)]}
+    chains = {point.nodes: point for point in points if point.workload == "W1"}
     if 100 in chains and 1000 in chains:
         flat = chains[1000].orquestra / chains[100].orquestra
         print(f"W1 flatness: orquestra cost per task at N=1000 is {flat:.2f}x its cost at N=100")
     for point in points:
         for problem in point.problems:
             print(f"VALIDATION {point.label}: {problem}")
-
-
-def _chain_length(label: str) -> int:
-    return int(label.split("N=")[1].split(",")[0])
 
 
 def _python() -> str:
@@ -409,6 +418,7 @@ def print_json(points: Sequence[Point], rounds: int) -> None:
             {
                 "workload": point.workload,
                 "label": point.label,
+                "nodes": point.nodes,
                 "unit": point.unit,
                 "orquestra": point.orquestra,
                 "asyncio": point.asyncio,

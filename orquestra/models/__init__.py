@@ -1,20 +1,68 @@
-"""Models behind one interface, chosen by a `provider:model` string."""
+"""Models behind one interface, chosen by a `provider:model` string.
+
+- ``openai:<model>``: the official openai SDK; a base URL reaches any OpenAI-compatible server.
+- ``anthropic:<model>``: the official anthropic SDK.
+- ``local``: the embedded Qwen2.5-Coder-0.5B-Instruct through llama-cpp-python (the default).
+- ``scripted`` (or ``scripted:SECONDS``): a deterministic echo model for demos and tests.
+
+Provider SDKs are imported only when a model of theirs is asked for.
+"""
 
 from __future__ import annotations
 
-from orquestra.exceptions import UserError
-from orquestra.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec, Usage
+from collections.abc import Mapping
+
+from orquestra.config import Settings, load_settings
+from orquestra.exceptions import ModelConfigError
+from orquestra.models.base import FREE, Message, Model, ModelResponse, Price, ToolCall, ToolSpec, Usage
+from orquestra.models.resilience import RetryingModel
 from orquestra.models.scripted import ScriptedModel
 
+PROVIDERS = ("openai", "anthropic", "local", "scripted")
 
-def infer_model(spec: str | Model) -> Model:
-    """Turn a model string such as ``"scripted"`` into a `Model`; a `Model` is returned unchanged."""
+
+def infer_model(
+    spec: str | Model,
+    *,
+    settings: Settings | None = None,
+    prices: Mapping[str, Price] | None = None,
+) -> Model:
+    """Turn a model string into a `Model`; a `Model` is returned unchanged.
+
+    `settings` supplies keys and base URLs (read from the environment and config file when not given);
+    `prices` (the registry's table) sets the cost per token.
+    """
     if isinstance(spec, Model):
         return spec
-    provider, _, name = spec.partition(":")
+    provider, _, name = spec.strip().partition(":")
+    price = (prices or {}).get(spec, FREE)
     if provider == "scripted":
         return _scripted_echo(spec, name)
-    raise UserError(f"unknown model '{spec}': expected 'scripted' or 'scripted:SECONDS'")
+    if provider == "local":
+        if name:
+            raise ModelConfigError(f"model '{spec}': the embedded model is just 'local'")
+        from orquestra.models.local import LocalModel
+
+        return LocalModel()
+    if provider in ("openai", "anthropic") and not name:
+        raise ModelConfigError(f"model '{spec}': name the model, e.g. '{provider}:{_EXAMPLES[provider]}'")
+    settings = settings or load_settings()
+    if provider == "openai":
+        from orquestra.models.openai import OpenAIModel
+
+        return OpenAIModel(name, api_key=settings.openai.api_key, base_url=settings.openai.base_url, price=price)
+    if provider == "anthropic":
+        from orquestra.models.anthropic import AnthropicModel
+
+        return AnthropicModel(
+            name, api_key=settings.anthropic.api_key, base_url=settings.anthropic.base_url, price=price
+        )
+    raise ModelConfigError(
+        f"unknown model '{spec}': use openai:<model>, anthropic:<model>, local, or scripted[:SECONDS]"
+    )
+
+
+_EXAMPLES = {"openai": "gpt-5-mini", "anthropic": "claude-sonnet-4-5"}
 
 
 def _scripted_echo(spec: str, latency: str) -> ScriptedModel:
@@ -24,14 +72,17 @@ def _scripted_echo(spec: str, latency: str) -> ScriptedModel:
     except ValueError:
         seconds = -1.0
     if seconds < 0:
-        raise UserError(f"model '{spec}': the scripted model takes a delay in seconds, e.g. 'scripted:0.5'")
+        raise ModelConfigError(f"model '{spec}': the scripted model takes a delay in seconds, e.g. 'scripted:0.5'")
     return ScriptedModel(name=spec, latency=seconds)
 
 
 __all__ = [
+    "PROVIDERS",
     "Message",
     "Model",
     "ModelResponse",
+    "Price",
+    "RetryingModel",
     "ScriptedModel",
     "ToolCall",
     "ToolSpec",

@@ -66,6 +66,10 @@ class Price:
     input: float = 0.0
     output: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.input < 0 or self.output < 0:
+            raise ValueError("prices cannot be negative")
+
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         """The cost of a call with these token counts."""
         return (input_tokens * self.input + output_tokens * self.output) / 1_000_000
@@ -154,7 +158,7 @@ class Model(ABC):
             result = await create(
                 messages=[to_openai_dict(message) for message in messages],
                 response_model=output_type,
-                max_retries=max_retries + 1,
+                max_retries=max_retries,  # instructor makes max_retries + 1 attempts
                 model=self.name,
             )
         except InstructorRetryException as error:

