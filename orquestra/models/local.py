@@ -192,7 +192,9 @@ class LocalModel(Model):
 
     async def _ready(self) -> _Engine:
         """The loaded model, loading it (weights assembly included) off the event loop the first time."""
-        return self._loaded or await asyncio.to_thread(self._engine)
+        if self._loaded is not None:
+            return self._loaded
+        return await asyncio.to_thread(self._engine)
 
     async def _run(self, engine: _Engine, call: Callable[[], T]) -> T:
         """Run `call` on the model's thread, mapping llama.cpp's errors to ours."""
