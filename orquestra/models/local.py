@@ -119,6 +119,10 @@ class LocalModel(Model):
         if tools:
             chat = _with_system(chat, _tool_instructions(tools))
             schema = _tool_schema(tools)
+        elif output_schema is not None:
+            # The grammar enforces the shape but shows the model nothing: without the schema (and its field
+            # descriptions) in the prompt, the 0.5B model answers with the emptiest JSON that fits.
+            chat = _with_system(chat, f"Reply with a JSON object matching this JSON schema: {_compact(schema)}")
         grammar = _grammar(schema) if schema is not None else None
         options: dict[str, Any] = {
             "max_tokens": self.max_tokens,
@@ -248,6 +252,26 @@ def _grammar(schema: dict[str, Any]) -> LlamaGrammar:
         return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
 
 
+def _compact(schema: Any) -> str:
+    """`schema` as short JSON for a prompt: pydantic's generated titles only repeat the field names."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, list):
+            return [strip(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        return {
+            key: {name: strip(sub) for name, sub in value.items()} if key in _NAMED else strip(value)
+            for key, value in node.items()
+            if not (key == "title" and isinstance(value, str))
+        }
+
+    return json.dumps(strip(schema), separators=(",", ":"))
+
+
+_NAMED = {"properties", "$defs", "definitions"}  # maps of names to schemas: a name may be "title"
+
+
 def _chatml(messages: Sequence[Message]) -> list[dict[str, Any]]:
     """`messages` as the roles the ChatML template knows: tool calls and results become plain text."""
     names = {call.id: call.name for message in messages for call in message.tool_calls}
@@ -275,7 +299,7 @@ def _with_system(chat: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
 def _tool_instructions(tools: Sequence[ToolSpec]) -> str:
     lines = ["You can use these tools:"]
     for tool in tools:
-        lines.append(f"- {tool.name}: {tool.description} Arguments (JSON schema): {json.dumps(tool.parameters)}")
+        lines.append(f"- {tool.name}: {tool.description} Arguments (JSON schema): {_compact(tool.parameters)}")
     lines += [
         'To call a tool, reply with only {"tool": "<tool name>", "arguments": {<the arguments>}}.',
         'When you have the final answer, reply with only {"answer": "<your answer>"}.',

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -56,10 +57,11 @@ class ScriptedModel(Model):
         if self.latency:
             await asyncio.sleep(self.latency)
         answer = self._next_answer(messages)
-        if isinstance(answer, ModelResponse):
-            return answer
-        text = _as_text(answer)
+        text = answer.text if isinstance(answer, ModelResponse) else _as_text(answer)
         usage = self.usage(sum(len(message.content.split()) for message in messages), len(text.split()))
+        if isinstance(answer, ModelResponse):
+            # A recorded response counts as a request too, unless it brings usage of its own.
+            return answer if answer.usage.requests else replace(answer, usage=usage)
         return ModelResponse(text=text, model=self.name, usage=usage)
 
     def _next_answer(self, messages: Sequence[Message]) -> Answer:
