@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.live import Live
+from rich.logging import RichHandler
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -314,6 +316,9 @@ def registry_show(
 
 def main() -> None:
     """Entry point of the `orquestra` command."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=errors)])
+    # instructor logs every failed attempt at ERROR; Orquestra reports the outcome itself.
+    logging.getLogger("instructor").setLevel(logging.CRITICAL)
     try:
         app()
     except UserError as error:

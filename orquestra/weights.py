@@ -134,18 +134,22 @@ def _reinstall(spec: WeightsSpec) -> str:
 
 def _verified(target: Path, spec: WeightsSpec) -> Path:
     """`target` if its size matches, and its sha256 too (hashed once, then remembered by size and mtime)."""
-    stat = target.stat()
-    if stat.st_size == spec.size and _remembered_digest(target) == spec.sha256:
+    size = target.stat().st_size
+    if size == spec.size and _remembered_digest(target) == spec.sha256:
         return target
-    digest = _sha256(target) if stat.st_size == spec.size else "not computed"
-    if stat.st_size != spec.size or digest != spec.sha256:
-        raise ModelConfigError(
-            f"{target} is not the expected model file: expected {spec.size:,} bytes with sha256 {spec.sha256}, "
-            f"found {stat.st_size:,} bytes with sha256 {digest}; delete it and Orquestra will assemble it again "
-            f"from the installed packages ({spec.install_hint})"
-        )
-    _remember_digest(target, digest)
-    return target
+    # A file of the wrong size is refused without reading half a gigabyte.
+    found = f"{size:,} bytes"
+    if size == spec.size:
+        digest = _sha256(target)
+        if digest == spec.sha256:
+            _remember_digest(target, digest)
+            return target
+        found += f" with sha256 {digest}"
+    raise ModelConfigError(
+        f"{target} is not the expected model file: expected {spec.size:,} bytes with sha256 {spec.sha256}, "
+        f"found {found}; delete it and Orquestra will assemble it again from the installed packages "
+        f"({spec.install_hint})"
+    )
 
 
 def _sha256(path: Path) -> str:

@@ -36,7 +36,7 @@ def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str)
 
 def test_run_a_graph_file_shows_progress_results_and_summary(tmp_path):
     saved = tmp_path / "result.json"
-    result = orquestra("run", str(EXAMPLE), "--save", str(saved))
+    result = orquestra("run", str(EXAMPLE), "--model", "scripted", "--save", str(saved))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "model: scripted" in out
@@ -56,7 +56,7 @@ def test_run_json_graph_with_a_user_registry(tmp_path):
     (registry / "agents" / "poet.yaml").write_text("name: poet\ndescription: Writes verse.\ncapabilities: [poetry]\n")
     graph = tmp_path / "g.json"
     graph.write_text(json.dumps([{"id": "ode", "instruction": "Write an ode", "capability": "poetry"}]))
-    result = orquestra("run", str(graph), "--registry", str(registry))
+    result = orquestra("run", str(graph), "--registry", str(registry), "--model", "scripted")
     assert result.returncode == 0, result.stderr
     assert "poet" in result.stdout and "1 succeeded" in result.stdout
 
@@ -85,17 +85,17 @@ def test_run_json_graph_with_a_user_registry(tmp_path):
 def test_bad_graph_files_give_one_line_and_exit_2(tmp_path, content, suffix, fragments):
     path = tmp_path / f"graph{suffix}"
     path.write_text(content)
-    result = orquestra("run", str(path))
+    result = orquestra("run", str(path), "--model", "scripted")
     assert_user_error(result, str(path), *fragments)
 
 
 def test_missing_file_and_bad_model(tmp_path):
-    assert_user_error(orquestra("run", str(tmp_path / "nope.yaml")), "nope.yaml: no such file")
+    assert_user_error(orquestra("run", str(tmp_path / "nope.yaml"), "-m", "scripted"), "nope.yaml: no such file")
     assert_user_error(orquestra("run", str(EXAMPLE), "--model", "martian:big"), "unknown model 'martian:big'")
 
 
 def test_bad_flags_exit_2_without_traceback():
-    result = orquestra("run", str(EXAMPLE), "--max-concurrency", "0")
+    result = orquestra("run", str(EXAMPLE), "--model", "scripted", "--max-concurrency", "0")
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 

@@ -19,9 +19,9 @@ from typing import Any, Literal, TypeVar
 import instructor
 from instructor.core import InstructorRetryException
 from openai.types.chat import ChatCompletion
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from orquestra.exceptions import InvalidOutput
+from orquestra.exceptions import InvalidOutput, describe_validation_error
 
 Role = Literal["system", "user", "assistant", "tool"]
 OutputT = TypeVar("OutputT", bound=BaseModel)
@@ -183,12 +183,22 @@ def invalid_output(
     model: str, output_type: type[BaseModel], error: Exception, usage: Usage, raw: str | None
 ) -> InvalidOutput:
     """The `InvalidOutput` raised when instructor gives up: the reason, the last raw answer and the usage."""
-    reason = str(getattr(error, "__cause__", None) or error).strip().splitlines()
     return InvalidOutput(
-        f"{model} did not produce a valid {output_type.__name__}: {reason[-1] if reason else error}",
+        f"{model} did not produce a valid {output_type.__name__}: {_reason(error)}",
         raw=raw,
         usage=usage,
     )
+
+
+def _reason(error: BaseException) -> str:
+    """The validation problem behind instructor's retry exception, in one line."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ValidationError):
+            return describe_validation_error(seen)
+        seen = seen.__cause__ or seen.__context__
+    lines = [line for line in str(error).splitlines() if line.strip() and "errors.pydantic.dev" not in line]
+    return lines[-1].strip() if lines else type(error).__name__
 
 
 def to_openai_dict(message: Message) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +72,7 @@ class LocalModel(Model):
         n_threads: threads for llama.cpp; `default_threads()` when not given.
         max_tokens: the most tokens one answer may have.
         temperature: for plain text; JSON answers are decoded greedily.
+        repeat_penalty: discourages repeating the last 64 tokens (1.0 turns it off).
         seed: the sampling seed, fixed so that runs repeat.
 
     """
@@ -84,6 +85,7 @@ class LocalModel(Model):
         n_threads: int | None = None,
         max_tokens: int = 1024,
         temperature: float = 0.2,
+        repeat_penalty: float = 1.1,
         seed: int = 0,
     ) -> None:
         self.name = "local"
@@ -92,6 +94,9 @@ class LocalModel(Model):
         self.n_threads = n_threads or default_threads()
         self.max_tokens = max_tokens
         self.temperature = temperature
+        # Measured: without it, greedy JSON decoding of the 0.5B model sometimes loops on one list item
+        # ("depends_on": ["a", "a", "a", ...]) until max_tokens; 1.1 stopped that in our runs.
+        self.repeat_penalty = repeat_penalty
         self.seed = seed
         self._loaded: _Engine | None = None
 
@@ -112,7 +117,12 @@ class LocalModel(Model):
         tools: Sequence[ToolSpec] = (),
         output_schema: dict[str, Any] | None = None,
     ) -> ModelResponse:
-        """Answer `messages`: text, a tool call (with `tools`) or JSON matching `output_schema`."""
+        """Answer `messages`: text, a tool call (with `tools`) or JSON matching `output_schema`.
+
+        With `tools` the answer is constrained to a call of one of them or a final answer, and
+        `output_schema` is ignored. A tool-format answer cut off by `max_tokens` comes back as its raw text
+        with `finish_reason` "length".
+        """
         engine = await self._ready()
         chat = _chatml(messages)
         schema = output_schema
@@ -122,11 +132,12 @@ class LocalModel(Model):
         elif output_schema is not None:
             # The grammar enforces the shape but shows the model nothing: without the schema (and its field
             # descriptions) in the prompt, the 0.5B model answers with the emptiest JSON that fits.
-            chat = _with_system(chat, f"Reply with a JSON object matching this JSON schema: {_compact(schema)}")
+            chat = _with_system(chat, f"Reply with a JSON object matching this JSON schema: {_compact(output_schema)}")
         grammar = _grammar(schema) if schema is not None else None
         options: dict[str, Any] = {
             "max_tokens": self.max_tokens,
             "seed": self.seed,
+            "repeat_penalty": self.repeat_penalty,
             # Greedy decoding for JSON: the grammar already rules out the invalid, randomness only hurts.
             "temperature": 0.0 if grammar is not None else self.temperature,
             "grammar": grammar,
@@ -182,9 +193,14 @@ class LocalModel(Model):
 
     def _pieces(self, llama: Llama, chat: list[dict[str, Any]]) -> Iterator[str]:
         chunks = cast(
-            Iterator[dict[str, Any]],
+            Generator[dict[str, Any], None, None],
             llama.create_chat_completion(
-                cast(Any, chat), stream=True, max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed
+                cast(Any, chat),
+                stream=True,
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+                repeat_penalty=self.repeat_penalty,
+                seed=self.seed,
             ),
         )
         try:
@@ -192,7 +208,7 @@ class LocalModel(Model):
                 if piece := chunk["choices"][0]["delta"].get("content"):
                     yield piece
         finally:
-            getattr(chunks, "close", lambda: None)()  # ends llama.cpp's generator if we stopped early
+            chunks.close()  # ends llama.cpp's generation if we stopped early
 
     async def _ready(self) -> _Engine:
         """The loaded model, loading it (weights assembly included) off the event loop the first time."""
@@ -210,7 +226,8 @@ class LocalModel(Model):
     def _engine(self) -> _Engine:
         if self._loaded is not None:
             return self._loaded
-        key = (self.path or ensure_weights(QWEN_05B), self.context_window, self.n_threads)
+        # Resolved, so that a link to the same file shares the loaded model.
+        key = ((self.path or ensure_weights(QWEN_05B)).resolve(), self.context_window, self.n_threads)
         with _ENGINES_LOCK:  # two threads asking at once must not load the model twice
             engine = _ENGINES.get(key)
             if engine is None:
@@ -252,24 +269,25 @@ def _grammar(schema: dict[str, Any]) -> LlamaGrammar:
         return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
 
 
-def _compact(schema: Any) -> str:
+def _compact(schema: dict[str, Any]) -> str:
     """`schema` as short JSON for a prompt: pydantic's generated titles only repeat the field names."""
-
-    def strip(node: Any) -> Any:
-        if isinstance(node, list):
-            return [strip(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        return {
-            key: {name: strip(sub) for name, sub in value.items()} if key in _NAMED else strip(value)
-            for key, value in node.items()
-            if not (key == "title" and isinstance(value, str))
-        }
-
-    return json.dumps(strip(schema), separators=(",", ":"))
+    return json.dumps(_without_titles(schema), separators=(",", ":"))
 
 
-_NAMED = {"properties", "$defs", "definitions"}  # maps of names to schemas: a name may be "title"
+def _without_titles(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_titles(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        # Under "properties" the keys are field names, and a field may well be called "title".
+        key: {name: _without_titles(sub) for name, sub in value.items()} if key in _NAMED else _without_titles(value)
+        for key, value in node.items()
+        if not (key == "title" and isinstance(value, str))
+    }
+
+
+_NAMED = {"properties", "$defs", "definitions"}
 
 
 def _chatml(messages: Sequence[Message]) -> list[dict[str, Any]]:

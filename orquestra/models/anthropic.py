@@ -1,0 +1,301 @@
+"""Anthropic's Claude models through the official SDK (``anthropic:<model>``, key from `ANTHROPIC_API_KEY`).
+
+The Messages API differs from OpenAI's chat format in three ways this adapter bridges: the system prompt is
+a parameter, not a message; tool calls and their results are content blocks (`tool_use`, `tool_result`);
+and the results of one turn's tool calls travel together in a single user message. The SDK never retries
+(`max_retries=0`): `RetryingModel` does, honouring Retry-After.
+
+JSON answers (`output_schema`) come from a forced tool whose input schema is the output schema: Claude fills
+tool inputs to match their schema on every model, so there is no prose or code fence around the JSON to strip,
+which a schema in the system prompt would not guarantee. `structured` uses instructor's tool mode the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal, cast
+
+import anthropic
+import instructor
+from anthropic.types import (
+    AssistantMessageParam,
+    MessageParam,
+    TextBlock,
+    TextBlockParam,
+    ToolChoiceParam,
+    ToolParam,
+    ToolResultBlockParam,
+    ToolUseBlock,
+    ToolUseBlockParam,
+    UserMessageParam,
+)
+from anthropic.types import Message as AnthropicMessage
+from instructor.core import IncompleteOutputException, InstructorRetryException
+
+from orquestra.exceptions import InvalidOutput, ModelConfigError, ModelError, ModelUnavailable, OrquestraError
+from orquestra.models._http import shared_ssl_context, status_error
+from orquestra.models.base import (
+    FREE,
+    Message,
+    Model,
+    ModelResponse,
+    OutputT,
+    Price,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    invalid_output,
+    plain,
+)
+
+OUTPUT_TOOL = "output"
+"""The tool Claude is made to call when a request asks for JSON: its input is the answer."""
+
+Block = TextBlockParam | ToolUseBlockParam | ToolResultBlockParam
+
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+_TRANSIENT_STREAM_ERRORS = ("overloaded_error", "api_error", "rate_limit_error")
+
+
+class AnthropicModel(Model):
+    """A Claude model behind the Anthropic Messages API (``anthropic:<model>``).
+
+    Args:
+        model_name: the provider's model id, e.g. ``"claude-sonnet-4-5"``.
+        api_key: defaults to `ANTHROPIC_API_KEY`.
+        base_url: defaults to `ANTHROPIC_BASE_URL`, else the Anthropic API.
+        price: US dollars per million tokens, for the cost in `Usage`.
+        timeout: seconds before a request counts as failed (`ModelUnavailable`).
+        max_tokens: the most tokens one answer may have (the API requires a limit).
+        context_window: tokens the model takes in; 200k, every current Claude model's window, by default.
+
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        price: Price | None = None,
+        timeout: float = 120.0,
+        max_tokens: int = 4096,
+        context_window: int | None = None,
+    ) -> None:
+        self.name = f"anthropic:{model_name}"
+        self.model_name = model_name
+        self.base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
+        key = api_key or os.environ.get("ANTHROPIC_API_KEY")
+        if not key:
+            raise ModelConfigError(
+                f"ANTHROPIC_API_KEY is not set: export it (or pass api_key=...) to use '{self.name}'"
+            )
+        self._api_key = key
+        self.price = price or FREE
+        self.timeout = timeout
+        self.max_tokens = max_tokens
+        self.context_window = context_window or 200_000
+
+    def describe(self) -> str:
+        """One line for the CLI: the model and where it is served."""
+        return f"{self.name} at {self.base_url or 'api.anthropic.com'}"
+
+    def _client(self) -> anthropic.AsyncAnthropic:
+        # One client per call, closed by the caller's `async with` (see OpenAIModel._client for why).
+        return anthropic.AsyncAnthropic(
+            api_key=self._api_key,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=0,
+            http_client=anthropic.DefaultAsyncHttpxClient(verify=shared_ssl_context()),
+        )
+
+    async def request(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        output_schema: dict[str, Any] | None = None,
+    ) -> ModelResponse:
+        """Send `messages`; with `tools` the answer may be tool calls, with `output_schema` it is JSON."""
+        system, conversation = _conversation(messages)
+        tool_params = [_tool(spec.name, spec.description, spec.parameters) for spec in tools]
+        tool_choice: ToolChoiceParam | anthropic.Omit = anthropic.omit
+        if output_schema is not None:
+            tool_params.append(_tool(OUTPUT_TOOL, "Give your answer as this tool's input.", output_schema))
+            # With tools of its own the model may still call those; either way it must call a tool.
+            tool_choice = {"type": "any"} if tools else {"type": "tool", "name": OUTPUT_TOOL}
+        async with self._client() as client:
+            try:
+                message = await client.messages.create(
+                    model=self.model_name,
+                    max_tokens=self.max_tokens,
+                    system=system or anthropic.omit,
+                    messages=conversation,
+                    tools=tool_params or anthropic.omit,
+                    tool_choice=tool_choice,
+                )
+            except (anthropic.AnthropicError, json.JSONDecodeError) as error:
+                raise self._error(error) from error
+        return self._response(message, json_answer=output_schema is not None)
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        """Yield the answer text as the server sends it."""
+        system, conversation = _conversation(messages)
+        async with self._client() as client:
+            try:
+                async with client.messages.stream(
+                    model=self.model_name,
+                    max_tokens=self.max_tokens,
+                    system=system or anthropic.omit,
+                    messages=conversation,
+                ) as events:
+                    async for text in events.text_stream:
+                        yield text
+            except (anthropic.AnthropicError, json.JSONDecodeError) as error:
+                raise self._error(error) from error
+
+    async def structured(
+        self, messages: Sequence[Message], output_type: type[OutputT], *, max_retries: int = 2
+    ) -> tuple[OutputT, Usage]:
+        """An `output_type` object through instructor's Anthropic tool mode, with the usage of every attempt."""
+        system, conversation = _conversation(messages)
+        tally = _Tally(self)
+        options: dict[str, Any] = {"system": system} if system else {}
+        async with self._client() as client:
+            # Mode.TOOLS: instructor 1.17 picks the provider from the client and deprecates ANTHROPIC_TOOLS.
+            patched = instructor.from_anthropic(client, mode=instructor.Mode.TOOLS)
+            patched.on("completion:response", tally.add)
+            try:
+                result = await patched.create(
+                    response_model=output_type,
+                    # instructor types `messages` as OpenAI's; for an Anthropic client it passes them on as they are.
+                    messages=cast("list[Any]", conversation),
+                    max_retries=max_retries,  # instructor >= 1.17: retries after the first attempt
+                    model=self.model_name,
+                    max_tokens=self.max_tokens,
+                    **options,
+                )
+            except InstructorRetryException as error:
+                cause = error.__cause__
+                if isinstance(cause, anthropic.AnthropicError | json.JSONDecodeError):
+                    raise self._error(cause) from error  # a provider failure, not a bad answer
+                raise invalid_output(self.name, output_type, error, tally.usage, tally.last_text) from error
+            except IncompleteOutputException as error:
+                raise InvalidOutput(
+                    f"{self.name}: the answer was cut off at max_tokens={self.max_tokens}",
+                    raw=tally.last_text,
+                    usage=tally.usage,
+                ) from error
+        return plain(output_type, result), tally.usage
+
+    def _response(self, message: object, *, json_answer: bool) -> ModelResponse:
+        if not isinstance(message, AnthropicMessage):  # a body that is not JSON comes back as a str
+            raise ModelError(f"{self.name}: the server did not answer with a message: {message!r:.200}")
+        try:
+            texts: list[str] = []
+            calls: list[ToolCall] = []
+            for block in message.content:
+                if isinstance(block, TextBlock):
+                    texts.append(block.text)
+                elif isinstance(block, ToolUseBlock) and json_answer and block.name == OUTPUT_TOOL:
+                    return ModelResponse(json.dumps(block.input), self.name, usage=self._usage(message))
+                elif isinstance(block, ToolUseBlock):
+                    calls.append(ToolCall(id=block.id, name=block.name, arguments=dict(block.input)))
+            reason = message.stop_reason or "end_turn"
+            return ModelResponse(
+                text="".join(texts),
+                model=self.name,
+                tool_calls=tuple(calls),
+                usage=self._usage(message),
+                finish_reason=_FINISH_REASONS.get(reason, reason),
+            )
+        except (AttributeError, TypeError, ValueError) as error:
+            # The SDK does not validate bodies: a JSON body of the wrong shape fails here, on first use.
+            raise ModelError(f"{self.name}: malformed message from the server ({error})") from error
+
+    def _usage(self, message: AnthropicMessage) -> Usage:
+        usage = message.usage
+        # Anthropic counts cached prompt tokens apart; they are prompt tokens all the same.
+        prompt = usage.input_tokens + (usage.cache_read_input_tokens or 0) + (usage.cache_creation_input_tokens or 0)
+        return self.usage(prompt, usage.output_tokens)
+
+    def _error(self, error: Exception) -> OrquestraError:
+        """The Orquestra error for an SDK failure; never shows the key."""
+        if isinstance(error, anthropic.APITimeoutError):
+            return ModelUnavailable(f"{self.name}: no answer within {self.timeout:g} s")
+        if isinstance(error, anthropic.APIConnectionError):
+            return ModelUnavailable(f"{self.name}: cannot reach {self.base_url or 'the Anthropic API'} ({error})")
+        if isinstance(error, anthropic.APIStatusError):
+            if error.status_code < 400 and error.type in _TRANSIENT_STREAM_ERRORS:
+                # An `error` event in the middle of a stream: the status was 200, the event's type says what broke.
+                return ModelUnavailable(f"{self.name}: {error.type} during the answer: {error.api_message}")
+            return status_error(self.name, error, key_variable="ANTHROPIC_API_KEY", secret=self._api_key)
+        if isinstance(error, json.JSONDecodeError | anthropic.APIResponseValidationError):
+            return ModelError(f"{self.name}: the server's answer is not valid JSON ({error})")
+        return ModelError(f"{self.name}: {type(error).__name__}: {error}")
+
+
+class _Tally:
+    """Usage and last raw answer of every response instructor receives (re-asks included)."""
+
+    def __init__(self, model: AnthropicModel) -> None:
+        self.model = model
+        self.usage = Usage()
+        self.last_text: str | None = None
+
+    def add(self, response: object) -> None:
+        if isinstance(response, AnthropicMessage):
+            self.usage = self.usage + self.model._usage(response)
+            inputs = [json.dumps(block.input) for block in response.content if isinstance(block, ToolUseBlock)]
+            texts = [block.text for block in response.content if isinstance(block, TextBlock)]
+            self.last_text = inputs[0] if inputs else "".join(texts)
+
+
+def _conversation(messages: Sequence[Message]) -> tuple[str, list[MessageParam]]:
+    """The system prompt, and the other messages as Anthropic turns.
+
+    Consecutive messages of one side become one turn: the `tool_result` blocks of a turn's tool calls (and any
+    user text after them) travel in a single user message, as the API requires.
+    """
+    system = "\n\n".join(message.content for message in messages if message.role == "system" and message.content)
+    turns: list[tuple[Literal["user", "assistant"], list[Block]]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        role: Literal["user", "assistant"] = "assistant" if message.role == "assistant" else "user"
+        if turns and turns[-1][0] == role:
+            turns[-1][1].extend(_blocks(message))
+        else:
+            turns.append((role, _blocks(message)))
+    return system, [
+        UserMessageParam(role="user", content=blocks)
+        if role == "user"
+        else AssistantMessageParam(role="assistant", content=blocks)
+        for role, blocks in turns
+    ]
+
+
+def _blocks(message: Message) -> list[Block]:
+    if message.role == "tool":
+        return [{"type": "tool_result", "tool_use_id": message.tool_call_id or "", "content": message.content}]
+    blocks: list[Block] = []
+    if message.content or not message.tool_calls:
+        blocks.append({"type": "text", "text": message.content})
+    for call in message.tool_calls:
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments})
+    return blocks
+
+
+def _tool(name: str, description: str, schema: dict[str, Any]) -> ToolParam:
+    return {"name": name, "description": description, "input_schema": schema}

@@ -1,0 +1,252 @@
+"""OpenAI, and any OpenAI-compatible server (Ollama, vLLM, LM Studio, llama.cpp), through the official SDK.
+
+``openai:<model>`` with `OPENAI_API_KEY`; point `OPENAI_BASE_URL` (or `base_url`) at a compatible server, which
+needs no key. The SDK never retries (`max_retries=0`): `RetryingModel` retries every provider the same way,
+honouring the Retry-After that `ModelUnavailable.retry_after` carries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
+
+import instructor
+import openai
+from instructor.core import IncompleteOutputException, InstructorRetryException
+from openai.types.chat import (
+    ChatCompletion,
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageParam,
+)
+from openai.types.shared_params import ResponseFormatJSONSchema
+
+from orquestra.exceptions import (
+    InvalidOutput,
+    ModelConfigError,
+    ModelError,
+    ModelUnavailable,
+    OrquestraError,
+)
+from orquestra.models._http import shared_ssl_context, status_error
+from orquestra.models.base import (
+    FREE,
+    Message,
+    Model,
+    ModelResponse,
+    OutputT,
+    Price,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    invalid_output,
+    plain,
+    to_openai_dict,
+)
+
+NO_KEY = "not-needed"
+"""Sent as the key to a compatible server when none is set: the SDK insists on one, local servers ignore it."""
+
+_FINISH_REASONS = {"function_call": "tool_calls"}
+_BIG_CONTEXT_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-5", "o1", "o3", "o4")
+
+
+class OpenAIModel(Model):
+    """A chat model behind the OpenAI chat completions API (``openai:<model>``).
+
+    Args:
+        model_name: the provider's model id, e.g. ``"gpt-5-mini"``, or ``"llama3.2"`` on Ollama.
+        api_key: defaults to `OPENAI_API_KEY`; not needed when `base_url` points at a local server.
+        base_url: defaults to `OPENAI_BASE_URL`, else the OpenAI API.
+        price: US dollars per million tokens, for the cost in `Usage`.
+        timeout: seconds before a request counts as failed (`ModelUnavailable`).
+        context_window: tokens the model takes in; 128k for OpenAI's current models, else the base default.
+
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        price: Price | None = None,
+        timeout: float = 120.0,
+        context_window: int | None = None,
+    ) -> None:
+        self.name = f"openai:{model_name}"
+        self.model_name = model_name
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not key and not self.base_url:
+            raise ModelConfigError(
+                f"OPENAI_API_KEY is not set: export it (or pass api_key=...) to use '{self.name}', or set "
+                "OPENAI_BASE_URL to an OpenAI-compatible server (Ollama, vLLM, LM Studio) that needs no key"
+            )
+        self._api_key = key or NO_KEY
+        self.price = price or FREE
+        self.timeout = timeout
+        if context_window is not None:
+            self.context_window = context_window
+        elif model_name.startswith(_BIG_CONTEXT_PREFIXES):
+            self.context_window = 128_000
+
+    def describe(self) -> str:
+        """One line for the CLI: the model and where it is served."""
+        return f"{self.name} at {self.base_url or 'api.openai.com'}"
+
+    def _client(self) -> openai.AsyncOpenAI:
+        # One client per call, closed by the caller's `async with`: no socket outlives a call or the event loop
+        # it ran on (`run_sync` may use several loops). The SSL context, the costly part, is shared.
+        return openai.AsyncOpenAI(
+            api_key=self._api_key,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(verify=shared_ssl_context()),
+        )
+
+    async def request(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        output_schema: dict[str, Any] | None = None,
+    ) -> ModelResponse:
+        """Send `messages`; with `tools` the answer may be tool calls, with `output_schema` it is JSON."""
+        response_format: ResponseFormatJSONSchema | openai.Omit = openai.omit
+        if output_schema is not None:
+            response_format = {"type": "json_schema", "json_schema": {"name": "output", "schema": output_schema}}
+        async with self._client() as client:
+            try:
+                completion = await client.chat.completions.create(
+                    model=self.model_name,
+                    messages=_messages(messages),
+                    tools=[_tool(spec) for spec in tools] if tools else openai.omit,
+                    response_format=response_format,
+                )
+            except (openai.OpenAIError, json.JSONDecodeError) as error:
+                raise self._error(error) from error
+        return self._response(completion)
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        """Yield the answer text as the server sends it."""
+        async with self._client() as client:
+            try:
+                chunks = await client.chat.completions.create(
+                    model=self.model_name, messages=_messages(messages), stream=True
+                )
+                async with chunks:
+                    async for chunk in chunks:
+                        if chunk.choices and chunk.choices[0].delta.content:
+                            yield chunk.choices[0].delta.content
+            except (openai.OpenAIError, json.JSONDecodeError) as error:
+                raise self._error(error) from error
+
+    async def structured(
+        self, messages: Sequence[Message], output_type: type[OutputT], *, max_retries: int = 2
+    ) -> tuple[OutputT, Usage]:
+        """An `output_type` object through instructor's tool-calling mode, with the usage of every attempt."""
+        tally = _Tally(self)
+        async with self._client() as client:
+            patched = instructor.from_openai(client, mode=instructor.Mode.TOOLS)
+            patched.on("completion:response", tally.add)
+            try:
+                # instructor >= 1.17 counts `max_retries` after the first attempt, like our own `max_retries`.
+                result = await patched.create(
+                    response_model=output_type,
+                    messages=_messages(messages),
+                    max_retries=max_retries,
+                    model=self.model_name,
+                )
+            except InstructorRetryException as error:
+                cause = error.__cause__
+                if isinstance(cause, openai.OpenAIError | json.JSONDecodeError):
+                    raise self._error(cause) from error  # a provider failure, not a bad answer
+                raise invalid_output(self.name, output_type, error, tally.usage, tally.last_text) from error
+            except IncompleteOutputException as error:
+                raise InvalidOutput(
+                    f"{self.name}: the answer was cut off at the token limit", raw=tally.last_text, usage=tally.usage
+                ) from error
+        return plain(output_type, result), tally.usage
+
+    def _response(self, completion: object) -> ModelResponse:
+        if not isinstance(completion, ChatCompletion):  # a body that is not JSON comes back as a str
+            raise ModelError(f"{self.name}: the server did not answer with a chat completion: {completion!r:.200}")
+        try:
+            choice = completion.choices[0]
+            calls = tuple(_tool_call(self.name, call) for call in choice.message.tool_calls or ())
+            return ModelResponse(
+                text=choice.message.content or "",
+                model=self.name,
+                tool_calls=calls,
+                usage=self._usage(completion),
+                finish_reason=_FINISH_REASONS.get(choice.finish_reason, choice.finish_reason or "stop"),
+            )
+        except (AttributeError, IndexError, TypeError, ValueError) as error:
+            # The SDK does not validate bodies: a JSON body of the wrong shape fails here, on first use.
+            raise ModelError(f"{self.name}: malformed chat completion from the server ({error})") from error
+
+    def _usage(self, completion: ChatCompletion) -> Usage:
+        usage = completion.usage  # some compatible servers leave it out
+        return self.usage(usage.prompt_tokens, usage.completion_tokens) if usage else self.usage(0, 0)
+
+    def _error(self, error: Exception) -> OrquestraError:
+        """The Orquestra error for an SDK failure; never shows the key."""
+        if isinstance(error, openai.APITimeoutError):
+            return ModelUnavailable(f"{self.name}: no answer within {self.timeout:g} s")
+        if isinstance(error, openai.APIConnectionError):
+            return ModelUnavailable(f"{self.name}: cannot reach {self.base_url or 'the OpenAI API'} ({error})")
+        if isinstance(error, openai.APIStatusError):
+            return status_error(self.name, error, key_variable="OPENAI_API_KEY", secret=self._api_key)
+        if isinstance(error, json.JSONDecodeError | openai.APIResponseValidationError):
+            return ModelError(f"{self.name}: the server's answer is not valid JSON ({error})")
+        return ModelError(f"{self.name}: {type(error).__name__}: {error}")
+
+
+class _Tally:
+    """Usage and last raw answer of every response instructor receives (re-asks included)."""
+
+    def __init__(self, model: OpenAIModel) -> None:
+        self.model = model
+        self.usage = Usage()
+        self.last_text: str | None = None
+
+    def add(self, response: object) -> None:
+        if isinstance(response, ChatCompletion) and response.choices:
+            self.usage = self.usage + self.model._usage(response)
+            message = response.choices[0].message
+            calls = [c for c in message.tool_calls or () if isinstance(c, ChatCompletionMessageFunctionToolCall)]
+            self.last_text = calls[0].function.arguments if calls else message.content
+
+
+def _messages(messages: Sequence[Message]) -> list[ChatCompletionMessageParam]:
+    # `to_openai_dict` writes exactly these TypedDicts; it returns plain dicts so that base.py stays SDK-free.
+    return [cast("ChatCompletionMessageParam", to_openai_dict(message)) for message in messages]
+
+
+def _tool(spec: ToolSpec) -> ChatCompletionFunctionToolParam:
+    return {
+        "type": "function",
+        "function": {"name": spec.name, "description": spec.description, "parameters": spec.parameters},
+    }
+
+
+def _tool_call(model: str, call: object) -> ToolCall:
+    if not isinstance(call, ChatCompletionMessageFunctionToolCall):
+        raise ModelError(f"{model}: unsupported tool call type {getattr(call, 'type', call)!r}")
+    try:
+        arguments = json.loads(call.function.arguments or "{}")
+    except json.JSONDecodeError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        raise InvalidOutput(
+            f"{model}: tool call '{call.function.name}' has arguments that are not a JSON object",
+            raw=call.function.arguments,
+        )
+    return ToolCall(id=call.id, name=call.function.name, arguments=arguments)
+
+
+# HTTP errors, shared with the Anthropic adapter.
