@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from orquestra.config import home_dir
 from orquestra.exceptions import ModelConfigError
 
 INSTALL_HINT = "pip install 'orquestra-agents[local]'"
@@ -55,18 +56,13 @@ The package names say nothing about the content and carry no upstream hash, henc
 """
 
 
-def orquestra_home() -> Path:
-    """Orquestra's data folder: ``$ORQUESTRA_HOME``, or ``~/.orquestra``."""
-    return Path(os.environ.get("ORQUESTRA_HOME") or Path.home() / ".orquestra").expanduser()
-
-
 def ensure_weights(spec: WeightsSpec = QWEN_05B, *, home: Path | None = None) -> Path:
     """The path of the verified model file, assembling it from the installed packages if needed.
 
     Raises `ModelConfigError` when a package is missing or the file (existing or just assembled) has the
     wrong size or sha256; the message says what was expected, what was found and how to fix it.
     """
-    target = (home or orquestra_home()) / "models" / spec.filename
+    target = (home or home_dir()) / "models" / spec.filename
     if target.exists():
         return _verified(target, spec)
     parts = _locate_parts(spec)

@@ -9,15 +9,16 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 from enum import StrEnum
 
 import pytest
 from pydantic import BaseModel, Field
 
-from orquestra.exceptions import ContextLengthExceeded
+from orquestra.exceptions import ContextLengthExceeded, ModelConfigError
 from orquestra.models.base import Message, ModelResponse, ToolCall, ToolSpec
 from orquestra.models.local import LocalModel, _chatml, _grammar, _parse_tool_answer, _tool_schema
-from orquestra.weights import QWEN_05B, ensure_weights
+from orquestra.weights import QWEN_05B
 
 CALCULATOR = ToolSpec(
     "calculator",
@@ -43,14 +44,6 @@ class Step(BaseModel):
 
 class Plan(BaseModel):
     steps: list[Step] = Field(description="The steps that reach the goal", min_length=1, max_length=3)
-
-
-@pytest.fixture(scope="module")
-def weights_home(tmp_path_factory):
-    """The real weights, assembled once for this module (fails with the install command if missing)."""
-    home = tmp_path_factory.mktemp("orquestra-home")
-    ensure_weights(QWEN_05B, home=home)
-    return home
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +76,30 @@ def test_tool_calls_and_results_become_chatml_text():
     assert chat[2] == {"role": "user", "content": "Result of calculator: 391"}
 
 
+def test_without_llama_cpp_the_error_names_the_install_command(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` fail
+    (tmp_path / "model.gguf").write_bytes(b"")
+    with pytest.raises(ModelConfigError, match=r"pip install 'orquestra-agents\[local\]'"):
+        LocalModel(tmp_path / "model.gguf").load()
+
+
+def test_describe_says_what_runs():
+    assert LocalModel(n_threads=1, n_ctx=2048).describe() == (
+        "local (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, embedded, 1 thread, 2048 tokens of context)"
+    )
+
+
+def test_json_answers_are_parsed_from_the_tool_format():
+    def parse(text: str) -> ModelResponse:
+        return _parse_tool_answer(ModelResponse(text, "local"))
+
+    assert parse(json.dumps({"answer": "391"})).text == "391"
+    assert parse('{"tool": "calculator", "arguments": {"expression": "1"}}').tool_calls[0].arguments == {
+        "expression": "1"
+    }
+    assert parse('{"tool": "calc').text == '{"tool": "calc'  # cut off: kept as it is
+
+
 # With the real model.
 
 
@@ -95,14 +112,16 @@ async def test_chat_answers_with_text_and_usage(model):
 
 
 @pytest.mark.slow
-async def test_structured_output_is_a_valid_object(model):
-    plan, usage = await model.structured(
-        [
-            Message("system", "Plan the goal in at most 3 steps."),
-            Message("user", "Build a CLI that turns CSV into JSON"),
-        ],
-        Plan,
-    )
+async def test_structured_output_is_a_valid_object(model, caplog):
+    with caplog.at_level(logging.WARNING, logger="orquestra.models.local"):
+        plan, usage = await model.structured(
+            [
+                Message("system", "Plan the goal in at most 3 steps."),
+                Message("user", "Build a CLI that turns CSV into JSON"),
+            ],
+            Plan,
+        )
+    assert "not convertible" not in caplog.text  # the schema ($defs, enum, array bounds) became a grammar
     assert isinstance(plan, Plan) and 1 <= len(plan.steps) <= 3 and all(step.title for step in plan.steps)
     assert usage.requests >= 1
 
@@ -152,20 +171,3 @@ async def test_concurrent_requests_queue_on_one_loaded_model(model, weights_home
     questions = [[Message("user", f"What is {n} + {n}? Answer with the number only.")] for n in (2, 3)]
     answers = await asyncio.gather(*(default.request(question) for question in questions))
     assert all(answer.text.strip() for answer in answers)
-
-
-def test_describe_says_what_runs():
-    assert LocalModel(n_threads=1, n_ctx=2048).describe() == (
-        "local (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, embedded, 1 thread, 2048 tokens of context)"
-    )
-
-
-def test_json_answers_are_parsed_from_the_tool_format():
-    def parse(text: str) -> ModelResponse:
-        return _parse_tool_answer(ModelResponse(text, "local"))
-
-    assert parse(json.dumps({"answer": "391"})).text == "391"
-    assert parse('{"tool": "calculator", "arguments": {"expression": "1"}}').tool_calls[0].arguments == {
-        "expression": "1"
-    }
-    assert parse('{"tool": "calc').text == '{"tool": "calc'  # cut off: kept as it is

@@ -258,7 +258,7 @@ class _OpenAIShim:
                 "choices": [
                     {
                         "index": 0,
-                        "finish_reason": "stop",
+                        "finish_reason": response.finish_reason,
                         "message": {"role": "assistant", "content": response.text},
                     }
                 ],

@@ -9,6 +9,7 @@ the JSON schema, so they always parse. Tools are offered in the system prompt an
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import os
@@ -34,11 +35,12 @@ LABEL = "Qwen2.5-Coder-0.5B-Instruct Q4_K_M"
 
 
 def default_threads() -> int:
-    """Threads for generation: one core is left to Python and the event loop, at most four are used.
+    """Threads for llama.cpp: all cores but one, at most four.
 
-    Generation samples every token in Python (grammar included) between llama.cpp's OpenMP work; measured
-    on 2 cores, two threads made those fight and calls swung from 8 to 50 s, while one thread was steady.
-    Beyond about four threads a 0.5B model gains little: generation is bound by memory bandwidth.
+    Each token is sampled in Python (grammar included) between llama.cpp's multi-threaded steps, and the
+    event loop needs a core too. Measured on 2 cores: two threads generate text 1.7x faster on an idle
+    machine, but with other processes busy one grammar-constrained call took 37 s instead of 5, while one
+    thread stayed at 5-7 s. Beyond about four threads a 0.5B model gains little (memory-bound).
     """
     try:
         cores = len(os.sched_getaffinity(0))  # the cores this process may use (containers, taskset)
@@ -231,6 +233,8 @@ class LocalModel(Model):
         with _ENGINES_LOCK:  # two threads asking at once must not load the model twice
             engine = _ENGINES.get(key)
             if engine is None:
+                if not _ENGINES:
+                    atexit.register(_close_all)
                 engine = _ENGINES[key] = _Engine(_load(*key, seed=self.seed), ThreadPoolExecutor(1, "orquestra-llama"))
         self._loaded = engine
         return engine
@@ -245,6 +249,15 @@ def _load(path: Path, n_ctx: int, n_threads: int, *, seed: int) -> Llama:
     return llama_cpp.Llama(
         model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, seed=seed, verbose=False
     )
+
+
+def _close_all() -> None:
+    """Free the loaded models at exit, while llama_cpp still can (its own finaliser fails that late)."""
+    with _ENGINES_LOCK:
+        for engine in _ENGINES.values():
+            engine.thread.shutdown()
+            engine.llama.close()
+        _ENGINES.clear()
 
 
 def _mapped(error: Exception) -> Exception:
