@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
 from typing import Any
@@ -71,7 +71,9 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     """At least one task failed (its dependents were skipped; independent branches ran to the end)."""
     CANCELLED = "cancelled"
-    """The run was cancelled; `RunResult.reason` says why."""
+    """The run was cancelled from outside (Ctrl-C, the caller); `RunResult.reason` says why."""
+    STOPPED = "stopped"
+    """The run was ended early on purpose (goal met, budget reached, stall); `RunResult.reason` says why."""
 
 
 class TaskTimeout(TransientError):
@@ -115,6 +117,8 @@ class RunResult:
     elapsed: float
     reason: str = ""
     """Why the run ended early, or which tasks failed; empty when every task succeeded."""
+    superseded: dict[str, BaseException] = field(default_factory=dict)
+    """Errors of failed tasks that a patch removed once an alternative took their place."""
 
     def with_status(self, *statuses: TaskStatus) -> list[str]:
         """Ids of the tasks in any of `statuses`, in graph order."""
@@ -184,6 +188,7 @@ class Execution:
         self.statuses: dict[str, TaskStatus] = dict.fromkeys(graph.by_id, TaskStatus.PENDING)
         self.outputs: dict[str, Any] = {}
         self.errors: dict[str, BaseException] = {}
+        self.superseded: dict[str, BaseException] = {}
         self._waiting: dict[str, int] = {task.id: len(task.depends_on) for task in graph.tasks}
         self._unsettled = len(graph.tasks)
         self._running: dict[str, asyncio.Task[Any]] = {}
@@ -193,6 +198,8 @@ class Execution:
         self._loop = asyncio.get_running_loop()
         self._done: asyncio.Future[None] = self._loop.create_future()
         self._cancel_reason = ""
+        self._stop_reason = ""
+        self._holds = 0
         self.result: RunResult | None = None
         if self._events:
             self._events.emit(RunStarted(run_id, graph))
@@ -217,40 +224,78 @@ class Execution:
         return self._finish()
 
     def cancel(self, reason: str = "cancelled") -> None:
-        """Stop the run: running tasks are cancelled, pending ones never start; the result says why."""
+        """Cancel the run: running tasks are cancelled, pending ones never start; the result says why."""
         if self._done.done():
             return
         self._cancel_reason = reason
-        for task_id, status in self.statuses.items():
-            if status not in SETTLED:
+        self._cancel_where(lambda status: status not in SETTLED)
+        self._holds = 0
+        self._check_done()
+
+    def stop(self, reason: str) -> None:
+        """End the run early on purpose: nothing new starts, tasks already running finish.
+
+        The result's status is `RunStatus.STOPPED` with `reason` (unless a task failed or the run is
+        cancelled meanwhile); the tasks that never started are `CANCELLED`.
+        """
+        if self._done.done() or self._stop_reason:
+            return
+        self._stop_reason = reason
+        self._cancel_where(lambda status: status in (TaskStatus.PENDING, TaskStatus.READY))
+        self._check_done()
+
+    @property
+    def stopping(self) -> bool:
+        """True once `stop` or `cancel` was called."""
+        return bool(self._stop_reason or self._cancel_reason)
+
+    def hold(self) -> None:
+        """Keep the run open even if every task settles, until `release`: the caller is deciding on a patch."""
+        self._holds += 1
+
+    def release(self) -> None:
+        """Undo one `hold`; the run ends now if every task has settled."""
+        self._holds = max(0, self._holds - 1)
+        self._check_done()
+
+    def _cancel_where(self, selected: Callable[[TaskStatus], bool]) -> None:
+        for task_id, status in list(self.statuses.items()):
+            if selected(status):
                 self._settle(task_id, TaskStatus.CANCELLED)
                 if self._events:
                     self._events.emit(TaskCancelled(self.run_id, task_id))
-        for running in self._running.values():
-            running.cancel()
-        if not self._done.done():
-            self._done.set_result(None)
+                running = self._running.get(task_id)
+                if running is not None:
+                    running.cancel()
 
     def apply(self, patch: GraphPatch) -> TaskGraph:
         """Apply `patch` to the pending part of the graph now; newly ready tasks start at once.
 
-        Tasks that have left the pending state (ready, running or settled) are frozen: a patch that
-        touches one is refused with `PatchRefused`, and the run goes on unchanged.
+        Pending tasks may change, and so may skipped ones (they never ran: a patch that rewires or replaces
+        one gives it another chance). Tasks that are ready, running, finished, failed or cancelled are frozen:
+        a patch that touches one is refused with `PatchRefused`, and the run goes on unchanged.
         """
-        if self._done.done():
-            raise RuntimeError("the run has ended; a patch can no longer be applied")
-        frozen = {task_id for task_id, status in self.statuses.items() if status is not TaskStatus.PENDING}
+        if self._done.done() or self.stopping:
+            raise RuntimeError("the run is ending; a patch can no longer be applied")
+        open_statuses = (TaskStatus.PENDING, TaskStatus.SKIPPED)
+        frozen = {task_id for task_id, status in self.statuses.items() if status not in open_statuses}
+        # A failed task may be removed (not changed) once an alternative takes its place; its error is kept.
+        frozen -= {task_id for task_id in patch.remove if self.statuses.get(task_id) is TaskStatus.FAILED}
         new_graph = self.graph.apply(patch, frozen=frozen)
         removed = [task_id for task_id in self.graph.by_id if task_id not in new_graph.by_id]
         for task_id in removed:
-            del self.statuses[task_id]
+            status = self.statuses.pop(task_id)
+            if status is TaskStatus.PENDING:
+                self._unsettled -= 1
+            elif status is TaskStatus.FAILED:
+                self.superseded[task_id] = self.errors.pop(task_id)
             del self._waiting[task_id]
-            self._unsettled -= 1
         self.graph = new_graph
         changed = [*patch.add, *patch.replace, *(new_graph[task_id] for task_id in patch.rewire)]
-        for task in patch.add:
-            self.statuses[task.id] = TaskStatus.PENDING
-            self._unsettled += 1
+        for task in changed:
+            if self.statuses.get(task.id, TaskStatus.SKIPPED) is TaskStatus.SKIPPED:
+                self.statuses[task.id] = TaskStatus.PENDING  # new, or revived after a skip
+                self._unsettled += 1
         if self._events:
             self._events.emit(GraphPatched(self.run_id, patch, new_graph))
         for task in changed:
@@ -394,7 +439,7 @@ class Execution:
         self._unsettled -= 1
 
     def _check_done(self) -> None:
-        if self._unsettled == 0 and not self._done.done():
+        if self._unsettled == 0 and self._holds == 0 and not self._done.done():
             self._done.set_result(None)
 
     async def _drain(self) -> None:
@@ -408,6 +453,8 @@ class Execution:
         elapsed = time.perf_counter() - self._started_at
         if self._cancel_reason:
             status, reason = RunStatus.CANCELLED, self._cancel_reason
+        elif self._stop_reason and not self.errors:
+            status, reason = RunStatus.STOPPED, self._stop_reason
         elif self.errors:
             status = RunStatus.FAILED
             reason = "; ".join(f"task '{task_id}' failed: {_describe(error)}" for task_id, error in self.errors.items())
@@ -422,6 +469,7 @@ class Execution:
             errors=dict(self.errors),
             elapsed=elapsed,
             reason=reason,
+            superseded=dict(self.superseded),
         )
         if self._events:
             self._events.emit(RunFinished(self.run_id, status.value, reason, elapsed))

@@ -375,3 +375,61 @@ async def test_several_runs_on_one_engine_do_not_interfere():
 def test_bad_concurrency_is_refused():
     with pytest.raises(ValueError, match="max_concurrency must be at least 1"):
         Engine(echo, max_concurrency=0)
+
+
+class TestStopHoldAndRevive:
+    async def test_stop_lets_running_tasks_finish_and_starts_nothing_new(self):
+        gate = asyncio.Event()
+
+        async def run_task(task: Task, inputs: Mapping[str, Any]) -> str:
+            if task.id == "running":
+                await gate.wait()
+            return task.id
+
+        execution = Engine(run_task).start(make_graph({"running": [], "later": ["running"]}))
+        await asyncio.sleep(0)
+        execution.stop("goal met early")
+        assert execution.stopping
+        gate.set()
+        result = await execution
+        assert result.status is RunStatus.STOPPED and result.reason == "goal met early"
+        assert result.statuses == {"running": TaskStatus.SUCCEEDED, "later": TaskStatus.CANCELLED}
+        assert result.outputs == {"running": "running"}
+
+    async def test_hold_keeps_the_run_open_for_a_patch(self):
+        async def run_task(task: Task, inputs: Mapping[str, Any]) -> str:
+            return task.id
+
+        execution = Engine(run_task).start(make_graph({"only": []}))
+        execution.hold()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert execution.statuses["only"] is TaskStatus.SUCCEEDED and execution.result is None
+        extra = Task(id="extra", instruction="x", capability="c", depends_on=("only",))
+        execution.apply(GraphPatch(add=(extra,)))
+        execution.release()
+        result = await execution
+        assert result.finished == ["only", "extra"]
+
+    async def test_a_patch_revives_skipped_tasks_around_a_failure(self):
+        async def run_task(task: Task, inputs: Mapping[str, Any]) -> str:
+            if task.id == "broken":
+                raise RuntimeError("source offline")
+            return f"{task.id}<{','.join(inputs)}>"
+
+        execution = Engine(run_task).start(make_graph({"broken": [], "report": ["broken"]}))
+        execution.hold()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert execution.statuses["report"] is TaskStatus.SKIPPED
+        alternative = Task(id="mirror", instruction="use the mirror", capability="c")
+        with pytest.raises(PatchRefused):
+            execution.apply(GraphPatch(rewire={"broken": ()}))  # a failed task cannot be changed
+        execution.apply(GraphPatch(add=(alternative,), remove=("broken",), rewire={"report": ("mirror",)}))
+        execution.release()
+        result = await execution
+        assert result.outputs["report"] == "report<mirror>"
+        assert result.status is RunStatus.SUCCEEDED
+        assert "source offline" in str(result.superseded["broken"])  # the failure stays on record
+        with pytest.raises(RuntimeError, match="can no longer be applied"):
+            execution.apply(GraphPatch(remove=("report",)))
