@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import signal
@@ -20,14 +21,17 @@ from rich.table import Table
 from rich.text import Text
 
 from orquestra import __version__
+from orquestra.budget import Budget, BudgetMeter
 from orquestra.config import load_settings
 from orquestra.console import ProgressView, graph_tree, mermaid, run_summary
 from orquestra.engine import Execution, RunStatus
+from orquestra.events import Event, Replanned
 from orquestra.exceptions import UserError
 from orquestra.graph import TaskGraph
 from orquestra.graphfile import dump_graph, load_graph
 from orquestra.models import Model, Usage
 from orquestra.planner import PlanResult
+from orquestra.reflect import ReflectionMode
 from orquestra.registry import AgentCard, Registry
 from orquestra.team import Team, TeamResult
 
@@ -107,6 +111,13 @@ def run(
     retries: Annotated[int, typer.Option(min=0, help="Retries per task on transient errors.")] = 2,
     save: Annotated[Path | None, typer.Option(help="Also write the result (statuses, outputs) as JSON here.")] = None,
     outputs: Annotated[bool, typer.Option("--outputs/--no-outputs", help="Print each task's output.")] = True,
+    max_tokens: Annotated[int | None, typer.Option(min=1, help="Token budget for the whole run.")] = None,
+    max_cost: Annotated[float | None, typer.Option(min=0.000001, help="Cost budget in US dollars.")] = None,
+    max_seconds: Annotated[float | None, typer.Option(min=0.001, help="Wall-time budget in seconds.")] = None,
+    reflection: Annotated[
+        ReflectionMode, typer.Option(help="When the model judges the run; failures are always handled.")
+    ] = ReflectionMode.FAILURE,
+    max_replans: Annotated[int, typer.Option(min=0, help="Replans allowed in the run.")] = 3,
 ) -> None:
     """Plan and run a goal with a team of agents, or run a task graph file; live progress, then the results."""
     team = _team(
@@ -117,23 +128,27 @@ def run(
         max_tasks=max_tasks,
         timeout=timeout,
         retries=retries,
+        budget=Budget(max_tokens=max_tokens, max_cost=max_cost, max_seconds=max_seconds),
+        reflection=reflection,
+        max_replans=max_replans,
     )
     is_file = target.endswith(GraphFileSuffixes) or Path(target).is_file()
     goal = "" if is_file else target
     console.print(f"[dim]model:[/dim] {_describe(team.model())} [dim]({team.settings.model_source})[/dim]")
     plan = None
+    meter = team.meter()
     if is_file:
         graph = load_graph(target)
         _check_graph(team, graph, target)
     else:
         with console.status(f"planning with {team.settings.planning_model}..."):
-            plan = asyncio.run(team.plan(goal))
+            plan = asyncio.run(team.plan(goal, meter=meter))
         graph = plan.graph
         _check_graph(team, graph, "the plan")
         console.print(graph_tree(graph, title=f"plan: {len(graph)} tasks"))
         for repair in plan.repairs:
             console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
-    result = asyncio.run(_run_live(team, graph, goal, plan))
+    result = asyncio.run(_run_live(team, graph, goal, plan, meter))
     if outputs:
         for task_id in result.run.finished:
             output = Text(str(result.run.outputs[task_id]))  # model text, never rich markup
@@ -206,7 +221,7 @@ def _describe(model: Model) -> str:
     return str(describe()) if callable(describe) else model.name
 
 
-async def _run_live(team: Team, graph: TaskGraph, goal: str, plan: PlanResult | None) -> TeamResult:
+async def _run_live(team: Team, graph: TaskGraph, goal: str, plan: PlanResult | None, meter: BudgetMeter) -> TeamResult:
     """Run with a live view; Ctrl-C cancels the run cleanly and the result says which tasks finished."""
     loop = asyncio.get_running_loop()
     agents = {task.id: team.dispatcher.assign(task).agent.name for task in graph.tasks}
@@ -217,14 +232,23 @@ async def _run_live(team: Team, graph: TaskGraph, goal: str, plan: PlanResult | 
 
     try:
         with Live(view, console=console, refresh_per_second=8):
-            run, runner = await team.execute(graph, goal=goal, subscribers=[view], started=started)
+            outcome = await team.execute(
+                graph, goal=goal, meter=meter, subscribers=[view, _announce_replans], started=started
+            )
         console.print()
     finally:
         loop.remove_signal_handler(signal.SIGINT)
     if not goal:
-        return TeamResult(goal, "", run, None, runner.usage, dict(runner.task_usage), runner.workspace)
+        return await team.finish(goal, None, outcome)
     with console.status("writing the answer..."):
-        return await team.finish(goal, plan, run, runner)
+        return await team.finish(goal, plan, outcome)
+
+
+def _announce_replans(event: Event) -> None:
+    if isinstance(event, Replanned):
+        console.print(
+            Panel(Text(event.diff), title=f"replan: {event.reason}", title_align="left", border_style="yellow")
+        )
 
 
 def _save_result(team_result: TeamResult, path: Path) -> None:
@@ -240,6 +264,12 @@ def _save_result(team_result: TeamResult, path: Path) -> None:
         "statuses": {task_id: status.value for task_id, status in result.statuses.items()},
         "outputs": result.outputs,
         "errors": {task_id: str(error) for task_id, error in result.errors.items()},
+        "superseded": {task_id: str(error) for task_id, error in result.superseded.items()},
+        "usage": dataclasses.asdict(team_result.usage),
+        "graphs": [graph.model_dump(mode="json") for graph in team_result.loop.graphs],
+        "verdicts": [{"verdict": type(v).__name__.lower(), **dataclasses.asdict(v)} for v in team_result.loop.verdicts],
+        "replans": [{"reason": r.reason, "diff": r.diff} for r in team_result.loop.replans],
+        "ended_by": team_result.loop.ended_by,
     }
     try:
         path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")

@@ -200,6 +200,7 @@ class Execution:
         self._cancel_reason = ""
         self._stop_reason = ""
         self._holds = 0
+        self._deferred: set[str] = set()
         self.result: RunResult | None = None
         if self._events:
             self._events.emit(RunStarted(run_id, graph))
@@ -257,6 +258,29 @@ class Execution:
         """Undo one `hold`; the run ends now if every task has settled."""
         self._holds = max(0, self._holds - 1)
         self._check_done()
+
+    def defer(self, task_id: str) -> None:
+        """Hold back the dependents of a finished task until `resume(task_id)`, keeping the run open.
+
+        Call it from a `TaskSucceeded` subscriber while its output is judged: the dependents stay pending,
+        so a patch may still change them.
+        """
+        if task_id not in self._deferred:
+            self._deferred.add(task_id)
+            self.hold()
+
+    def resume(self, task_id: str) -> None:
+        """Let the dependents of `task_id` start (those whose dependencies have all finished)."""
+        if task_id not in self._deferred:
+            return
+        self._deferred.discard(task_id)
+        if task_id in self.graph.by_id and not self.stopping:
+            for child in self.graph.dependents[task_id]:
+                task = self.graph[child]
+                if self.statuses[child] is TaskStatus.PENDING and self._waiting[child] == 0:
+                    if not self._deferred.intersection(task.depends_on):
+                        self._launch(task)
+        self.release()
 
     def _cancel_where(self, selected: Callable[[TaskStatus], bool]) -> None:
         for task_id, status in list(self.statuses.items()):
@@ -318,7 +342,7 @@ class Execution:
             self._skip_from(blocked_by, only=task.id)
             return
         self._waiting[task.id] = sum(1 for dep in task.depends_on if statuses[dep] is not TaskStatus.SUCCEEDED)
-        if self._waiting[task.id] == 0:
+        if self._waiting[task.id] == 0 and not self._deferred.intersection(task.depends_on):
             self._launch(task)
 
     def _launch(self, task: Task) -> None:
@@ -421,7 +445,9 @@ class Execution:
             for child in self.graph.dependents[task_id]:
                 waiting[child] -= 1
                 if waiting[child] == 0 and self.statuses[child] is TaskStatus.PENDING:
-                    self._launch(by_id[child])
+                    child_task = by_id[child]
+                    if not self._deferred or not self._deferred.intersection(child_task.depends_on):
+                        self._launch(child_task)
         self._check_done()
 
     def _skip_from(self, failed_id: str, only: str | None = None) -> None:

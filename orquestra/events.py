@@ -119,6 +119,23 @@ class GraphPatched(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Reflected(Event):
+    """The loop judged the run: `verdict` is 'continue', 'replan' or 'finish', with its reason."""
+
+    verdict: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Replanned(Event):
+    """A replan patched the pending part of the graph; `diff` shows what changed."""
+
+    reason: str
+    patch: GraphPatch
+    diff: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished(Event):
     """A run ended; `status` is a `RunStatus` value and `reason` says why when it ended early."""
 

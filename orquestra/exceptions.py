@@ -88,6 +88,10 @@ class ModelConfigError(UserError):
     """A model that cannot be used as configured: unknown provider, missing key or package, bad option."""
 
 
+class BudgetExceeded(OrquestraError):
+    """A run's budget of tokens, cost or time is spent: no new model call may start."""
+
+
 class ScriptExhausted(OrquestraError):
     """A scripted model was asked for more answers than it was given."""
 

@@ -1,7 +1,7 @@
-"""The conductor: plan a goal, dispatch and run the graph with agents, and synthesise the answer.
+"""The conductor: plan a goal, run the graph with agents under the dynamic loop, and synthesise the answer.
 
 `Team` ties the loop's steps together and reads top to bottom; each step lives in its own module
-(planner, dispatch, engine, agent, synthesis).
+(planner, dispatch, engine, agent, reflect, replanner, loop, synthesis).
 """
 
 from __future__ import annotations
@@ -12,15 +12,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orquestra.agent import AgentRunner
+from orquestra.budget import Budget, BudgetMeter, MeteredModel
 from orquestra.config import Settings, load_settings
 from orquestra.dispatch import Dispatcher
-from orquestra.engine import Engine, Execution, RetryPolicy, RunResult
+from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus
 from orquestra.events import Subscriber
 from orquestra.graph import Task, TaskGraph
+from orquestra.loop import DynamicLoop, LoopRecord, ReplanRecord
 from orquestra.models import Model, RetryingModel, Usage, infer_model
 from orquestra.planner import PlanExample, Planner, PlanResult
+from orquestra.reflect import ReflectionMode, Reflector
 from orquestra.registry import Registry
+from orquestra.replanner import Replanner
 from orquestra.synthesis import synthesize
+
+
+@dataclass
+class Outcome:
+    """A finished execution: the engine's result, the agents' usage and the loop's record."""
+
+    run: RunResult
+    runner: AgentRunner
+    loop: LoopRecord
+    meter: BudgetMeter
 
 
 @dataclass
@@ -32,8 +46,10 @@ class TeamResult:
     run: RunResult
     plan: PlanResult | None
     usage: Usage
+    """Every model call of the run: planning, agents, reflection, replanning and the answer."""
     task_usage: dict[str, Usage] = field(default_factory=dict)
     workspace: Path | None = None
+    loop: LoopRecord = field(default_factory=LoopRecord)
 
     @property
     def outputs(self) -> dict[str, object]:
@@ -45,6 +61,16 @@ class TeamResult:
         """The graph as it stood at the end of the run."""
         return self.run.graph
 
+    @property
+    def status(self) -> RunStatus:
+        """How the run ended."""
+        return self.run.status
+
+    @property
+    def replans(self) -> list[ReplanRecord]:
+        """Each replan, with its reason and its diff."""
+        return self.loop.replans
+
 
 class Team:
     """An auto-team over a registry: plans goals and runs them with the registry's agents.
@@ -53,7 +79,10 @@ class Team:
         registry: the agents and tools; the built-in registry plus `settings.registry` folders by default.
         settings: models, keys and home folder; read from the environment and config file by default.
         model: the default model string for agents, planning and synthesis (overrides the settings).
-        planner_model: the planning model, when it should differ.
+        planner_model: the planning (and replanning) model, when it should differ.
+        budget: limits of tokens, cost and time per run.
+        reflection: when the model judges the run (deterministic checks always run).
+        max_replans: replans allowed per run.
         max_concurrency: tasks running at once.
         max_tasks: the largest plan accepted.
         timeout: seconds one task attempt may take.
@@ -68,6 +97,9 @@ class Team:
         settings: Settings | None = None,
         model: str | None = None,
         planner_model: str | None = None,
+        budget: Budget | None = None,
+        reflection: ReflectionMode | str = ReflectionMode.FAILURE,
+        max_replans: int = 3,
         max_concurrency: int = 4,
         max_tasks: int = 8,
         timeout: float | None = None,
@@ -76,6 +108,9 @@ class Team:
         self.settings = (settings or load_settings()).with_model(model, planner_model)
         self.registry = registry or Registry.load(*self.settings.registry)
         self.dispatcher = Dispatcher(self.registry)
+        self.budget = budget or Budget()
+        self.reflection = ReflectionMode(reflection)
+        self.max_replans = max_replans
         self.max_concurrency = max_concurrency
         self.max_tasks = max_tasks
         self.timeout = timeout
@@ -99,9 +134,16 @@ class Team:
                 for spec in (agent.model or self.settings.model, *agent.fallback_models):
                     self.model(spec)
 
-    async def plan(self, goal: str, examples: Sequence[PlanExample] = ()) -> PlanResult:
+    def meter(self) -> BudgetMeter:
+        """A fresh meter for one run under this team's budget."""
+        return BudgetMeter(self.budget)
+
+    async def plan(
+        self, goal: str, examples: Sequence[PlanExample] = (), *, meter: BudgetMeter | None = None
+    ) -> PlanResult:
         """Plan `goal` into a checked graph."""
-        planner = Planner(self.model(self.settings.planning_model), self.registry, max_tasks=self.max_tasks)
+        model = MeteredModel(self.model(self.settings.planning_model), meter or self.meter())
+        planner = Planner(model, self.registry, max_tasks=self.max_tasks)
         return await planner.plan(goal, examples)
 
     async def execute(
@@ -109,17 +151,30 @@ class Team:
         graph: TaskGraph,
         *,
         goal: str = "",
+        meter: BudgetMeter | None = None,
+        dynamic: bool = True,
         subscribers: Iterable[Subscriber] = (),
         started: Callable[[Execution], None] | None = None,
         workspace: Path | None = None,
-    ) -> tuple[RunResult, AgentRunner]:
-        """Run `graph` with the registry's agents; `started` receives the live execution (to cancel it)."""
+    ) -> Outcome:
+        """Run `graph` with the registry's agents, under the dynamic loop when `dynamic` (and a goal) is set.
+
+        `started` receives the live execution, for a caller that wants to cancel it.
+        """
         assignments = self.dispatcher.assign_all(graph)
         self.check_models(graph)
+        meter = meter or self.meter()
+        metered: dict[str, Model] = {}
+
+        def model_for(spec: str) -> Model:
+            if spec not in metered:
+                metered[spec] = MeteredModel(self.model(spec), meter)
+            return metered[spec]
+
         run_id = uuid.uuid4().hex[:12]
         runner = AgentRunner(
             dispatcher=self.dispatcher,
-            model_for=self.model,
+            model_for=model_for,
             default_model=self.settings.model,
             workspace=workspace or self.settings.home / "workspaces" / run_id,
             goal=goal,
@@ -137,24 +192,54 @@ class Team:
             timeout=self.timeout,
         )
         runner.emit = engine.events.emit
+        loop = None
+        if dynamic and goal:
+            planning = model_for(self.settings.planning_model)
+            loop = DynamicLoop(
+                goal,
+                Reflector(planning, self.reflection),
+                Replanner(planning, self.registry.capabilities()),
+                meter,
+                max_replans=self.max_replans,
+                emit=engine.events.emit,
+            )
+            engine.subscribe(loop.on_event)
         for subscriber in subscribers:
             engine.subscribe(subscriber)
         execution = engine.start(graph, run_id=run_id)
+        if loop is not None:
+            loop.attach(execution)
         if started is not None:
             started(execution)
-        return await execution, runner
+        try:
+            result = await execution
+        finally:
+            if loop is not None:
+                await loop.close()
+        return Outcome(result, runner, loop.record if loop else LoopRecord(graphs=[graph]), meter)
 
     async def run(self, goal: str, *, subscribers: Iterable[Subscriber] = ()) -> TeamResult:
         """Plan, run and answer `goal`."""
-        plan = await self.plan(goal)
-        run, runner = await self.execute(plan.graph, goal=goal, subscribers=subscribers)
-        return await self.finish(goal, plan, run, runner)
+        meter = self.meter()
+        plan = await self.plan(goal, meter=meter)
+        outcome = await self.execute(plan.graph, goal=goal, meter=meter, subscribers=subscribers)
+        return await self.finish(goal, plan, outcome)
 
-    async def finish(self, goal: str, plan: PlanResult | None, run: RunResult, runner: AgentRunner) -> TeamResult:
+    async def finish(self, goal: str, plan: PlanResult | None, outcome: Outcome) -> TeamResult:
         """Synthesise the answer of a run and gather its result."""
-        answer, synthesis_usage = await synthesize(self.model(), goal, run)
-        usage = (plan.usage if plan else Usage()) + runner.usage + synthesis_usage
-        return TeamResult(goal, answer, run, plan, usage, dict(runner.task_usage), runner.workspace)
+        # A graph file run has no goal, so there is nothing to answer beyond the tasks' own outputs.
+        answer = await synthesize(MeteredModel(self.model(), outcome.meter), goal, outcome.run) if goal else ""
+        runner = outcome.runner
+        return TeamResult(
+            goal=goal,
+            answer=answer,
+            run=outcome.run,
+            plan=plan,
+            usage=outcome.meter.usage,
+            task_usage=dict(runner.task_usage),
+            workspace=runner.workspace,
+            loop=outcome.loop,
+        )
 
     def _model_key(self, task: Task) -> str:
         assignment = self.dispatcher.assign(task)

@@ -433,3 +433,26 @@ class TestStopHoldAndRevive:
         assert "source offline" in str(result.superseded["broken"])  # the failure stays on record
         with pytest.raises(RuntimeError, match="can no longer be applied"):
             execution.apply(GraphPatch(remove=("report",)))
+
+
+async def test_defer_holds_back_dependents_until_resumed_so_a_patch_can_change_them():
+    async def run_task(task: Task, inputs: Mapping[str, Any]) -> str:
+        return f"{task.id}<{','.join(inputs)}>"
+
+    engine = Engine(run_task)
+    execution: Any = None
+
+    def judge(event: Event) -> None:
+        if isinstance(event, TaskSucceeded) and event.task_id == "source":
+            execution.defer("source")
+
+    engine.subscribe(judge)
+    execution = engine.start(make_graph({"source": [], "report": ["source"]}))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert execution.statuses["report"] is TaskStatus.PENDING  # held back, still patchable
+    check = Task(id="check", instruction="double-check the source", capability="c", depends_on=("source",))
+    execution.apply(GraphPatch(add=(check,), rewire={"report": ("source", "check")}))
+    execution.resume("source")
+    result = await execution
+    assert result.outputs["report"] == "report<source,check>"

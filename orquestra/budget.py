@@ -1,0 +1,148 @@
+"""Budgets of tokens, cost and wall time for one run, and the meter every model call of the run goes through.
+
+A call is refused before it starts once a limit is reached, so a budget is never exceeded by more than the
+calls already in flight. Near a limit (by default at 90%) the loop starts no new tasks and writes its
+answer from what it has; the share left is room for that answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from orquestra.exceptions import BudgetExceeded, UserError
+from orquestra.models.base import Message, Model, ModelResponse, OutputT, ToolSpec, Usage
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits for one run; None means no limit."""
+
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    """US dollars."""
+    max_seconds: float | None = None
+    near: float = 0.9
+    """The share of a limit at which the loop stops starting new work."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_tokens", "max_cost", "max_seconds"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UserError(f"budget: {name} must be positive, got {value}")
+        if not 0 < self.near <= 1:
+            raise UserError(f"budget: near must be in (0, 1], got {self.near}")
+
+    @property
+    def unlimited(self) -> bool:
+        """True when no limit is set."""
+        return self.max_tokens is None and self.max_cost is None and self.max_seconds is None
+
+
+class BudgetMeter:
+    """What a run has spent so far, against its budget."""
+
+    def __init__(self, budget: Budget | None = None) -> None:
+        self.budget = budget or Budget()
+        self.usage = Usage()
+        self.started = time.monotonic()
+
+    def add(self, usage: Usage) -> None:
+        """Count a finished call."""
+        self.usage = self.usage + usage
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.monotonic() - self.started
+
+    def shares(self) -> dict[str, float]:
+        """The share of each limit spent, by limit name."""
+        budget, shares = self.budget, {}
+        if budget.max_tokens is not None:
+            shares["tokens"] = self.usage.total_tokens / budget.max_tokens
+        if budget.max_cost is not None:
+            shares["cost"] = self.usage.cost / budget.max_cost
+        if budget.max_seconds is not None:
+            shares["time"] = self.elapsed() / budget.max_seconds
+        return shares
+
+    def exhausted(self) -> str | None:
+        """Why no new call may start, or None while the budget lasts."""
+        return self._over(1.0, "spent")
+
+    def near_limit(self) -> str | None:
+        """Why the loop should start no new work, or None while there is room."""
+        return self._over(self.budget.near, "nearly spent")
+
+    def _over(self, threshold: float, word: str) -> str | None:
+        for name, share in self.shares().items():
+            if share >= threshold:
+                return f"the {name} budget is {word} ({self.describe(name)})"
+        return None
+
+    def describe(self, name: str) -> str:
+        """The spending on one limit, e.g. '9,120 of 10,000 tokens'."""
+        budget = self.budget
+        if name == "tokens":
+            return f"{self.usage.total_tokens:,} of {budget.max_tokens:,} tokens"
+        if name == "cost":
+            return f"${self.usage.cost:.4f} of ${budget.max_cost:.4f}"
+        return f"{self.elapsed():.1f} of {budget.max_seconds:g} seconds"
+
+    def check(self) -> None:
+        """Raise `BudgetExceeded` when the budget is spent."""
+        reason = self.exhausted()
+        if reason:
+            raise BudgetExceeded(reason)
+
+
+class MeteredModel(Model):
+    """`model`, with every call checked against a run's meter before it starts and counted after it ends."""
+
+    def __init__(self, model: Model, meter: BudgetMeter) -> None:
+        self.wrapped = model
+        self.meter = meter
+        self.name = model.name
+        self.price = model.price
+        self.context_window = model.context_window
+
+    async def request(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        output_schema: dict[str, Any] | None = None,
+    ) -> ModelResponse:
+        """Send `messages` if the budget allows, and count what the call cost."""
+        self.meter.check()
+        response = await self.wrapped.request(messages, tools=tools, output_schema=output_schema)
+        self.meter.add(response.usage)
+        return response
+
+    async def structured(
+        self, messages: Sequence[Message], output_type: type[OutputT], *, max_retries: int = 2
+    ) -> tuple[OutputT, Usage]:
+        """A validated `output_type` if the budget allows; every attempt is counted."""
+        self.meter.check()
+        try:
+            result, usage = await self.wrapped.structured(messages, output_type, max_retries=max_retries)
+        except Exception as error:
+            spent = getattr(error, "usage", None)
+            if isinstance(spent, Usage):
+                self.meter.add(spent)
+            raise
+        self.meter.add(usage)
+        return result, usage
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        """Stream the answer if the budget allows (streams report no usage to count)."""
+        self.meter.check()
+        async for piece in self.wrapped.stream(messages):
+            yield piece
+
+    def describe(self) -> str:
+        """What the wrapped model says about itself."""
+        describe = getattr(self.wrapped, "describe", None)
+        return str(describe()) if callable(describe) else self.name

@@ -1,0 +1,131 @@
+"""Replanning: goal, graph, results and a verdict in; a checked `GraphPatch` for the pending part out.
+
+The model answers with a `PatchDraft`; its validator applies the patch to the current graph under the same
+rules the engine enforces (finished work is frozen) and runs the same checks as a plan, so instructor sends
+any problem back to the model. Like the planner, the replanner returns data and changes nothing itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from orquestra.engine import TaskStatus
+from orquestra.exceptions import GraphError, InvalidOutput, OrquestraError
+from orquestra.graph import GraphPatch, Task, TaskGraph
+from orquestra.models import Message, Model, Usage
+from orquestra.planner import PlannedTask
+from orquestra.prompts import render
+from orquestra.reflect import Replan
+from orquestra.trimming import shorten
+
+OPEN = (TaskStatus.PENDING, TaskStatus.SKIPPED)
+
+
+class ReplanError(OrquestraError):
+    """The model could not produce a valid patch."""
+
+
+class Rewire(BaseModel):
+    """A pending task's new list of dependencies."""
+
+    task_id: str
+    depends_on: list[str]
+
+
+class PatchDraft(BaseModel):
+    """The model's patch: tasks to add, tasks to remove, tasks to rewire."""
+
+    add: list[PlannedTask] = Field(default_factory=list, description="New tasks.")
+    remove: list[str] = Field(default_factory=list, description="Ids of pending, skipped or failed tasks to drop.")
+    rewire: list[Rewire] = Field(default_factory=list, description="New dependencies for pending or skipped tasks.")
+
+    def to_patch(self, reason: str = "") -> GraphPatch:
+        """The `GraphPatch` this draft describes."""
+        return GraphPatch(
+            add=tuple(Task(**task.model_dump()) for task in self.add),
+            remove=tuple(self.remove),
+            rewire={item.task_id: tuple(item.depends_on) for item in self.rewire},
+            reason=reason,
+        )
+
+
+def frozen_ids(statuses: Mapping[str, TaskStatus], removing: Collection[str] = ()) -> set[str]:
+    """Tasks a patch may not touch: all but pending and skipped ones, and failed ones being removed."""
+    return {
+        task_id
+        for task_id, status in statuses.items()
+        if status not in OPEN and not (status is TaskStatus.FAILED and task_id in removing)
+    }
+
+
+def patch_model(
+    graph: TaskGraph, statuses: Mapping[str, TaskStatus], capabilities: Collection[str]
+) -> type[PatchDraft]:
+    """A `PatchDraft` type whose validator checks the patch against this graph and these statuses."""
+
+    class CheckedPatch(PatchDraft):
+        @model_validator(mode="after")
+        def _applies(self) -> CheckedPatch:
+            patch = self.to_patch()
+            if patch.is_empty():
+                raise ValueError("the patch changes nothing")
+            new_graph = graph.apply(patch, frozen=frozen_ids(statuses, patch.remove))
+            new_graph.check_capabilities(capabilities)
+            return self
+
+    return CheckedPatch
+
+
+class Replanner:
+    """Turns a `Replan` verdict into a patch, with a model."""
+
+    def __init__(self, model: Model, capabilities: Collection[str], *, retries: int = 1) -> None:
+        self.model = model
+        self.capabilities = sorted(capabilities)
+        self.retries = retries
+        self.usage = Usage()
+
+    async def patch(
+        self,
+        goal: str,
+        graph: TaskGraph,
+        statuses: Mapping[str, TaskStatus],
+        outputs: Mapping[str, Any],
+        verdict: Replan,
+    ) -> GraphPatch:
+        """A checked patch for the pending part of `graph`; `ReplanError` when the model cannot give one."""
+        results = {task_id: shorten(str(output), 800) for task_id, output in outputs.items()}
+        prompt = render(
+            "loop/replan.j2",
+            goal=goal,
+            graph=graph,
+            statuses=statuses,
+            results=results,
+            reason=verdict.reason,
+            change=verdict.change,
+            capabilities=self.capabilities,
+        )
+        messages = [Message("system", "You revise the plan of a team of AI agents."), Message("user", prompt)]
+        output_type = patch_model(graph, statuses, self.capabilities)
+        try:
+            draft, usage = await self.model.structured(messages, output_type, max_retries=self.retries)
+        except (InvalidOutput, GraphError) as error:
+            if isinstance(error, InvalidOutput) and isinstance(error.usage, Usage):
+                self.usage = self.usage + error.usage
+            raise ReplanError(f"no valid patch: {error.message}") from error
+        self.usage = self.usage + usage
+        return draft.to_patch(verdict.reason)
+
+
+def describe_patch(before: TaskGraph, patch: GraphPatch) -> str:
+    """The patch as a short diff: '+ added (capability)', '- removed', '~ rewired: a, b -> c'."""
+    lines = [f"+ {task.id} ({task.capability}): {task.instruction}" for task in patch.add]
+    lines += [f"- {task_id}" for task_id in patch.remove]
+    lines += [f"* {task.id}: {task.instruction}" for task in patch.replace]
+    for task_id, deps in patch.rewire.items():
+        old = ", ".join(before[task_id].depends_on) if task_id in before else ""
+        lines.append(f"~ {task_id}: needs [{old}] -> [{', '.join(deps)}]")
+    return "\n".join(lines)
