@@ -148,3 +148,18 @@ def test_rate_limit_is_retried_after_the_servers_delay():
         result = orquestra("plan", GOAL, "-m", "openai:gpt-test", env=server.env())
     assert result.returncode == 0, result.stderr
     assert len(server.requests) == 2 and "slow down" in result.stderr  # the retry is reported, then succeeds
+
+
+def test_a_token_budget_stops_the_run_gracefully_and_says_why(tmp_path):
+    saved = tmp_path / "result.json"
+    with FakeOpenAI(team_responder(PLAN)) as server:
+        result = orquestra(
+            "run", GOAL, "-m", "openai:gpt-test", "--max-tokens", "40", "--save", str(saved), env=server.env()
+        )
+    assert result.returncode == 0, result.stderr
+    assert "run stopped" in result.stdout and "tokens budget is nearly spent" in result.stdout
+    data = json.loads(saved.read_text())
+    assert data["status"] == "stopped" and data["statuses"]["total"] == "cancelled"
+    assert data["ended_by"].startswith("the tokens budget is nearly spent")
+    assert data["answer"].startswith("No answer was written (the tokens budget is spent")
+    assert not any("Your task (total)" in prompt_text(body) for body in server.requests)

@@ -54,3 +54,34 @@ def test_plan_on_the_embedded_model_saves_a_runnable_graph(weights_home, tmp_pat
         "summarization",
         "writing",
     }
+
+
+@pytest.mark.slow
+async def test_the_whole_loop_on_the_embedded_model(weights_home, monkeypatch):
+    """Plan-free graph, model reflection after every task, then the answer: every step on the real model."""
+    from orquestra import RunStatus, Task, TaskGraph
+    from orquestra.reflect import Continue, Finish, Replan
+    from orquestra.team import Team
+
+    monkeypatch.setenv("ORQUESTRA_HOME", str(weights_home))
+    graph = TaskGraph(
+        tasks=[
+            Task(id="cost", instruction="Compute 12 * 7 with the calculator.", capability="math"),
+            Task(
+                id="sentence",
+                instruction="Write one sentence about the cost.",
+                capability="writing",
+                depends_on=["cost"],
+            ),
+        ]
+    )
+    team = Team(model="local", reflection="every-task", max_replans=1)
+    meter = team.meter()
+    outcome = await team.execute(graph, goal="Say what 12 widgets at 7 dollars cost.", meter=meter)
+    result = await team.finish("Say what 12 widgets at 7 dollars cost.", None, outcome)
+    assert result.status in (RunStatus.SUCCEEDED, RunStatus.STOPPED), result.run.reason
+    assert result.loop.verdicts, "the model was asked for a verdict after the first task"
+    assert all(isinstance(v, Continue | Replan | Finish) for v in result.loop.verdicts)
+    assert len(result.loop.graphs) == 1 + len(result.replans)
+    assert result.answer.strip()
+    assert result.usage.requests >= 3  # the agent(s), the reflection, the answer
