@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,7 +78,9 @@ class Team:
     Args:
         registry: the agents and tools; the built-in registry plus `settings.registry` folders by default.
         settings: models, keys and home folder; read from the environment and config file by default.
-        model: the default model string for agents, planning and synthesis (overrides the settings).
+        model: the default model for agents, planning and synthesis (overrides the settings): a model
+            string, or a `Model` instance (used under its `name`).
+        models: further `Model` instances by model string, e.g. for agent cards that name them.
         planner_model: the planning (and replanning) model, when it should differ.
         budget: limits of tokens, cost and time per run.
         reflection: when the model judges the run (deterministic checks always run).
@@ -95,8 +97,9 @@ class Team:
         *,
         registry: Registry | None = None,
         settings: Settings | None = None,
-        model: str | None = None,
+        model: str | Model | None = None,
         planner_model: str | None = None,
+        models: Mapping[str, Model] | None = None,
         budget: Budget | None = None,
         reflection: ReflectionMode | str = ReflectionMode.FAILURE,
         max_replans: int = 3,
@@ -105,6 +108,10 @@ class Team:
         timeout: float | None = None,
         retries: int = 2,
     ) -> None:
+        self._models: dict[str, Model] = dict(models or {})
+        if isinstance(model, Model):
+            self._models[model.name] = model
+            model = model.name
         self.settings = (settings or load_settings()).with_model(model, planner_model)
         self.registry = registry or Registry.load(*self.settings.registry)
         self.dispatcher = Dispatcher(self.registry)
@@ -115,7 +122,6 @@ class Team:
         self.max_tasks = max_tasks
         self.timeout = timeout
         self.retries = retries
-        self._models: dict[str, Model] = {}
 
     def model(self, spec: str | None = None) -> Model:
         """The model for `spec` (the default model when None), created once and shared."""

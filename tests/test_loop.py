@@ -69,10 +69,9 @@ def _cited(prompt: str) -> list[str]:
 
 
 def make_team(answer: Callable[[Sequence[Message]], Any], **options: Any) -> tuple[Team, ScriptedModel]:
-    team = Team(registry=REGISTRY, model="brain", **options)
     model = ScriptedModel(answer, name="brain")
-    team._models["brain"] = model
-    team._models["backup"] = ScriptedModel(name="backup")
+    options.setdefault("models", {"backup": ScriptedModel(name="backup")})
+    team = Team(registry=REGISTRY, model=model, **options)
     return team, model
 
 
@@ -125,9 +124,8 @@ async def test_a_failed_task_tries_its_fallback_then_a_replan_replaces_it():
         raise ModelError("the source refused")
 
     agents = {"fetch": fetch, "fetch_cached": "cached data", "note": "note from cache"}
-    team, _ = make_team(brain(plan, agents, patch=patch), retries=0)
     backup = Failing()
-    team._models["backup"] = backup
+    team, _ = make_team(brain(plan, agents, patch=patch), retries=0, models={"backup": backup})
     result = await run(team)
     assert backup.calls == 1  # the fallback agent was tried before the replan
     assert result.status is RunStatus.SUCCEEDED

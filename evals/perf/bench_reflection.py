@@ -85,8 +85,7 @@ def brain(plan: dict[str, Any], special: dict[str, str], calls: Counter[str]) ->
 
 async def measure(mode: str, plan: dict[str, Any], special: dict[str, str]) -> Counter[str]:
     calls: Counter[str] = Counter()
-    team = Team(registry=REGISTRY, model="brain", reflection=mode)
-    team._models["brain"] = ScriptedModel(brain(plan, special, calls), name="brain")
+    team = Team(registry=REGISTRY, model=ScriptedModel(brain(plan, special, calls), name="brain"), reflection=mode)
     await team.run("a goal")
     return calls
 
