@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
@@ -23,6 +23,8 @@ from orquestra.registry import Registry
 from orquestra.repair import repair_plan
 
 DEFAULT_MAX_TASKS = 8
+ID_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+"""Planned task ids: short snake_case (a grammar for the embedded model, so it cannot write prose there)."""
 
 
 class PlanningError(UserError):
@@ -83,11 +85,13 @@ def plan_model(capabilities: Sequence[str], max_tasks: int) -> type[Plan]:
     The schema drives constrained decoding on the embedded model, so it can only name known capabilities.
     """
     capability_type: Any = Literal[tuple(sorted(capabilities))]
+    task_id = Annotated[str, Field(pattern=ID_PATTERN)]
     task_type = create_model(
         "PlannedTask",
         __base__=PlannedTask,
-        id=(str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="Short unique snake_case id.")),
+        id=(task_id, Field(description="Short unique snake_case id.")),
         capability=(capability_type, Field(description="One capability from the list.")),
+        depends_on=(list[task_id], Field(default_factory=list, description="Ids of earlier tasks it needs.")),
     )
     return create_model(
         "Plan",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import statistics
 import time
 from typing import Any
@@ -28,11 +29,13 @@ STANDARD_GOAL = (
 async def one_run(team: Team, goal: str) -> dict[str, Any]:
     """Plan, run and answer `goal` once; seconds per phase and usage."""
     start = time.perf_counter()
-    plan = await team.plan(goal)
+    meter = team.meter()
+    plan = await team.plan(goal, meter=meter)
     planned = time.perf_counter()
-    run, runner = await team.execute(plan.graph, goal=goal)
+    outcome = await team.execute(plan.graph, goal=goal, meter=meter)
     ran = time.perf_counter()
-    result = await team.finish(goal, plan, run, runner)
+    result = await team.finish(goal, plan, outcome)
+    run = result.run
     done = time.perf_counter()
     return {
         "plan_s": planned - start,
@@ -71,6 +74,7 @@ async def model_speed(team: Team) -> dict[str, float]:
 
 async def main() -> None:
     """Run the benchmark and print its figures."""
+    logging.getLogger("instructor").setLevel(logging.CRITICAL)  # it logs each re-ask at ERROR
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--goal", default=STANDARD_GOAL)
