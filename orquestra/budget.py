@@ -107,6 +107,7 @@ class MeteredModel(Model):
         self.name = model.name
         self.price = model.price
         self.context_window = model.context_window
+        self.weak = model.weak
 
     async def request(
         self,

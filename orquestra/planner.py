@@ -176,10 +176,9 @@ class Planner:
         if not capabilities:
             raise PlanningError("the registry has no agents, so there is nothing to plan with")
         output_type = plan_model(capabilities, self.max_tasks)
+        retries = 0 if self.model.weak else self.retries
         try:
-            plan, usage = await self.model.structured(
-                self.messages(goal, examples), output_type, max_retries=self.retries
-            )
+            plan, usage = await self.model.structured(self.messages(goal, examples), output_type, max_retries=retries)
         except InvalidOutput as error:
             return self._repair(error)
         return PlanResult(to_graph(plan), usage)

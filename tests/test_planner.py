@@ -117,3 +117,11 @@ async def test_builtin_example_only_when_its_capabilities_exist():
     narrow = Registry([AgentCard(name="w", description="w", capabilities=("writing",))])
     planner = Planner(ScriptedModel(), narrow)
     assert "Example goal" not in planner.messages("goal")[1].content
+
+
+async def test_a_weak_model_goes_straight_to_repair_without_a_reask():
+    model = ScriptedModel(responses=[CYCLIC])
+    model.weak = True
+    result = await Planner(model, REGISTRY, retries=3).plan("goal")
+    assert len(model.calls) == 1 and result.usage.requests == 1
+    assert any("closed a cycle" in repair for repair in result.repairs)

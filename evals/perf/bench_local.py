@@ -54,21 +54,21 @@ async def one_run(team: Team, goal: str) -> dict[str, Any]:
 
 
 async def model_speed(team: Team) -> dict[str, float]:
-    """Prompt and generation tokens per second on a fixed prompt of about 300 tokens."""
+    """Prompt tokens per second (a long prompt, a short answer) and generation tokens per second (the reverse)."""
     model = team.model("local")
-    text = " ".join(f"Item {i} costs {i * 3} dollars and weighs {i} kilograms." for i in range(30))
-    messages = [Message("user", f"{text}\nList the five heaviest items with their prices, one per line.")]
     await model.request([Message("user", "Say ok.")])  # load the weights outside the timing
+    text = " ".join(f"Item {i} costs {i * 3} dollars and weighs {i} kilograms." for i in range(30))
     start = time.perf_counter()
-    response = await model.request(messages)
-    elapsed = time.perf_counter() - start
-    usage = response.usage
+    read = await model.request([Message("user", f"{text}\nHow many items are listed? Answer with a number.")])
+    read_s = time.perf_counter() - start
+    start = time.perf_counter()
+    written = await model.request([Message("user", "Write the numbers from 1 to 80 in words, separated by commas.")])
+    write_s = time.perf_counter() - start
     return {
-        "prompt_tokens": usage.input_tokens,
-        "generated_tokens": usage.output_tokens,
-        "seconds": elapsed,
-        "tokens_per_s": usage.total_tokens / elapsed,
-        "generated_per_s": usage.output_tokens / elapsed,
+        "prompt_tokens": read.usage.input_tokens,
+        "prompt_per_s": read.usage.input_tokens / read_s,
+        "generated_tokens": written.usage.output_tokens,
+        "generated_per_s": written.usage.output_tokens / write_s,
     }
 
 
@@ -88,8 +88,8 @@ async def main() -> None:
         return
     print(f"model: {team.model().name}; goal: {args.goal}")
     print(
-        f"speed: {speed['prompt_tokens']} prompt + {speed['generated_tokens']} generated tokens in "
-        f"{speed['seconds']:.1f} s (generation incl. prompt: {speed['generated_per_s']:.1f} tok/s)"
+        f"speed: prompt {speed['prompt_per_s']:.0f} tok/s ({speed['prompt_tokens']:.0f} tokens), "
+        f"generation {speed['generated_per_s']:.1f} tok/s ({speed['generated_tokens']:.0f} tokens)"
     )
     for index, run in enumerate(runs, 1):
         print(

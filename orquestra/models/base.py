@@ -123,6 +123,9 @@ class Model(ABC):
     price: Price = FREE
     context_window: int = 32_768
     """Tokens the model can take in one request (used to trim inputs); providers refine it."""
+    weak: bool = False
+    """A small model for which sending a validation error back rarely helps: the planner goes straight to
+    its deterministic repair instead of re-asking."""
 
     @abstractmethod
     async def request(

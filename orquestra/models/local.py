@@ -93,6 +93,7 @@ class LocalModel(Model):
         self.name = "local"
         self.path = path
         self.context_window = n_ctx
+        self.weak = True  # measured: re-asking a 0.5B model does not fix a plan's edges; repair does
         self.n_threads = n_threads or default_threads()
         self.max_tokens = max_tokens
         self.temperature = temperature

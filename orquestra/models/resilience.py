@@ -30,6 +30,7 @@ class RetryingModel(Model):
         self.name = model.name
         self.price = model.price
         self.context_window = model.context_window
+        self.weak = model.weak
         self.retries = retries
         self._wait = BackoffWait(initial_delay, max_delay, jitter=initial_delay / 2)
 
