@@ -22,6 +22,7 @@ from rich.text import Text
 
 from orquestra import __version__
 from orquestra.budget import Budget, BudgetMeter
+from orquestra.cli_memory import memory_app
 from orquestra.config import load_settings
 from orquestra.console import ProgressView, graph_tree, mermaid, run_summary
 from orquestra.engine import Execution, RunStatus
@@ -50,6 +51,7 @@ graph_app = typer.Typer(help="Inspect task graph files.", no_args_is_help=True)
 registry_app = typer.Typer(help="List and show the agents and tools of the registry.", no_args_is_help=True)
 app.add_typer(graph_app, name="graph")
 app.add_typer(registry_app, name="registry")
+app.add_typer(memory_app, name="memory", help="List, search, show and forget the runs long-term memory keeps.")
 
 console = Console()
 errors = Console(stderr=True)
@@ -71,6 +73,9 @@ ModelOption = Annotated[
         help="Default model: local, openai:<model>, anthropic:<model> or scripted. Also ORQUESTRA_MODEL.",
         show_default=False,
     ),
+]
+MemoryOption = Annotated[
+    bool, typer.Option("--memory/--no-memory", help="Recall similar past runs before planning, and remember this one.")
 ]
 PlannerModelOption = Annotated[
     str | None,
@@ -118,6 +123,7 @@ def run(
         ReflectionMode, typer.Option(help="When the model judges the run; failures are always handled.")
     ] = ReflectionMode.FAILURE,
     max_replans: Annotated[int, typer.Option(min=0, help="Replans allowed in the run.")] = 3,
+    memory: MemoryOption = True,
 ) -> None:
     """Plan and run a goal with a team of agents, or run a task graph file; live progress, then the results."""
     team = _team(
@@ -131,6 +137,7 @@ def run(
         budget=Budget(max_tokens=max_tokens, max_cost=max_cost, max_seconds=max_seconds),
         reflection=reflection,
         max_replans=max_replans,
+        memory=None if memory else False,
     )
     is_file = target.endswith(GraphFileSuffixes) or Path(target).is_file()
     goal = "" if is_file else target
@@ -145,6 +152,7 @@ def run(
             plan = asyncio.run(team.plan(goal, meter=meter))
         graph = plan.graph
         _check_graph(team, graph, "the plan")
+        _show_recalled(plan)
         console.print(graph_tree(graph, title=f"plan: {len(graph)} tasks"))
         for repair in plan.repairs:
             console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
@@ -173,12 +181,14 @@ def plan(
     registry: RegistryFolders = None,
     max_tasks: Annotated[int, typer.Option(min=1, max=50, help="The largest plan accepted.")] = 8,
     save: Annotated[Path | None, typer.Option(help="Write the plan as a graph file that `run` accepts.")] = None,
+    memory: MemoryOption = True,
 ) -> None:
     """Plan a goal into a task graph and show it, without running it."""
-    team = _team(model, planner_model, registry, max_tasks=max_tasks)
+    team = _team(model, planner_model, registry, max_tasks=max_tasks, memory=None if memory else False)
     console.print(f"[dim]planner:[/dim] {_describe(team.model(team.settings.planning_model))}")
     with console.status(f"planning with {team.settings.planning_model}..."):
         result = asyncio.run(team.plan(goal))
+    _show_recalled(result)
     console.print(graph_tree(result.graph, title=f"plan: {len(result.graph)} tasks"))
     for repair in result.repairs:
         console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
@@ -207,6 +217,11 @@ def _check_graph(team: Team, graph: TaskGraph, where: str) -> None:
         team.check_models(graph)
     except UserError as error:
         raise UserError(f"{where}: {error.message}") from None
+
+
+def _show_recalled(plan: PlanResult) -> None:
+    for goal in plan.recalled:
+        console.print(Text.assemble(("recalled: ", "dim"), goal))
 
 
 def _usage_line(usage: Usage) -> str:

@@ -49,6 +49,8 @@ class PlanResult:
     usage: Usage = field(default_factory=Usage)
     repairs: list[str] = field(default_factory=list)
     """What the deterministic repair changed; empty when the model's plan was valid as given."""
+    recalled: list[str] = field(default_factory=list)
+    """Goals of the past runs recalled from memory as worked examples."""
 
 
 class PlannedTask(BaseModel):

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +20,11 @@ from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatu
 from orquestra.events import Subscriber
 from orquestra.graph import Task, TaskGraph
 from orquestra.loop import DynamicLoop, LoopRecord, ReplanRecord
+from orquestra.memory import DisabledMemory, Memory, Recalled, open_memory
 from orquestra.models import Model, RetryingModel, Usage, infer_model
 from orquestra.planner import PlanExample, Planner, PlanResult
+from orquestra.recollection import examples as recall_examples
+from orquestra.recollection import run_memory
 from orquestra.reflect import ReflectionMode, Reflector
 from orquestra.registry import Registry
 from orquestra.replanner import Replanner
@@ -81,6 +85,8 @@ class Team:
         model: the default model for agents, planning and synthesis (overrides the settings): a model
             string, or a `Model` instance (used under its `name`).
         models: further `Model` instances by model string, e.g. for agent cards that name them.
+        memory: long-term memory of runs: a `Memory`, False for none, or None for the Chroma memory under
+            the home folder (opened on first use; a broken one only warns).
         planner_model: the planning (and replanning) model, when it should differ.
         budget: limits of tokens, cost and time per run.
         reflection: when the model judges the run (deterministic checks always run).
@@ -100,6 +106,7 @@ class Team:
         model: str | Model | None = None,
         planner_model: str | None = None,
         models: Mapping[str, Model] | None = None,
+        memory: Memory | bool | None = None,
         budget: Budget | None = None,
         reflection: ReflectionMode | str = ReflectionMode.FAILURE,
         max_replans: int = 3,
@@ -114,7 +121,11 @@ class Team:
             model = model.name
         self.settings = (settings or load_settings()).with_model(model, planner_model)
         self.registry = registry or Registry.load(*self.settings.registry)
-        self.dispatcher = Dispatcher(self.registry)
+        self._memory: Memory | None = memory if isinstance(memory, Memory) else None
+        if memory is False:
+            self._memory = DisabledMemory()
+        # Past success breaks ties between equally ranked agents.
+        self.dispatcher = Dispatcher(self.registry, success=lambda agent, cap: self.memory.success_rate(agent, cap))
         self.budget = budget or Budget()
         self.reflection = ReflectionMode(reflection)
         self.max_replans = max_replans
@@ -122,6 +133,13 @@ class Team:
         self.max_tasks = max_tasks
         self.timeout = timeout
         self.retries = retries
+
+    @property
+    def memory(self) -> Memory:
+        """The team's long-term memory, opened on first use."""
+        if self._memory is None:
+            self._memory = open_memory(self.settings.home)
+        return self._memory
 
     def model(self, spec: str | None = None) -> Model:
         """The model for `spec` (the default model when None), created once and shared."""
@@ -145,12 +163,18 @@ class Team:
         return BudgetMeter(self.budget)
 
     async def plan(
-        self, goal: str, examples: Sequence[PlanExample] = (), *, meter: BudgetMeter | None = None
+        self, goal: str, examples: Sequence[PlanExample] | None = None, *, meter: BudgetMeter | None = None
     ) -> PlanResult:
-        """Plan `goal` into a checked graph."""
+        """Plan `goal` into a checked graph; without `examples`, the most similar past runs serve as examples."""
+        recalled: list[Recalled] = []
+        if examples is None:
+            recalled = await asyncio.to_thread(self.memory.recall, goal, 5)
+            examples = recall_examples(recalled)
         model = MeteredModel(self.model(self.settings.planning_model), meter or self.meter())
         planner = Planner(model, self.registry, max_tasks=self.max_tasks)
-        return await planner.plan(goal, examples)
+        result = await planner.plan(goal, examples)
+        result.recalled = [item.run.goal for item in recalled]
+        return result
 
     async def execute(
         self,
@@ -236,6 +260,11 @@ class Team:
         # A graph file run has no goal, so there is nothing to answer beyond the tasks' own outputs.
         answer = await synthesize(MeteredModel(self.model(), outcome.meter), goal, outcome.run) if goal else ""
         runner = outcome.runner
+        if goal:
+            memory = run_memory(
+                goal, outcome.run, outcome.loop, runner.assignments, answer, plan.repairs if plan else ()
+            )
+            await asyncio.to_thread(self.memory.remember, memory)
         return TeamResult(
             goal=goal,
             answer=answer,

@@ -163,3 +163,16 @@ def test_a_token_budget_stops_the_run_gracefully_and_says_why(tmp_path):
     assert data["ended_by"].startswith("the tokens budget is nearly spent")
     assert data["answer"].startswith("No answer was written (the tokens budget is spent")
     assert not any("Your task (total)" in prompt_text(body) for body in server.requests)
+
+
+def test_a_second_similar_goal_recalls_the_first_and_no_memory_does_not():
+    with FakeOpenAI(team_responder(PLAN)) as server:
+        first = orquestra("run", GOAL, "-m", "openai:gpt-test", env=server.env())
+        again = orquestra("plan", "What do our widgets cost in total?", "-m", "openai:gpt-test", env=server.env())
+        forgetful = orquestra("plan", GOAL, "-m", "openai:gpt-test", "--no-memory", env=server.env())
+    assert first.returncode == 0 and again.returncode == 0 and forgetful.returncode == 0, again.stderr
+    assert "recalled" not in first.stdout
+    assert f"recalled: {GOAL}" in again.stdout
+    assert "Example goal: How much do our widgets cost?" in prompt_text(server.requests[-2])
+    assert "recalled" not in forgetful.stdout
+    assert "Example goal: How much" not in prompt_text(server.requests[-1])

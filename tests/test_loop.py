@@ -71,6 +71,7 @@ def _cited(prompt: str) -> list[str]:
 def make_team(answer: Callable[[Sequence[Message]], Any], **options: Any) -> tuple[Team, ScriptedModel]:
     model = ScriptedModel(answer, name="brain")
     options.setdefault("models", {"backup": ScriptedModel(name="backup")})
+    options.setdefault("memory", False)
     team = Team(registry=REGISTRY, model=model, **options)
     return team, model
 

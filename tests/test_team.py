@@ -46,7 +46,7 @@ def team_brain(messages: Sequence[Message]) -> str | dict | ModelResponse:
 
 @pytest.fixture
 def team(tmp_path) -> Team:
-    return Team(model=ScriptedModel(team_brain, name="brain"))
+    return Team(model=ScriptedModel(team_brain, name="brain"), memory=False)
 
 
 async def test_plan_run_and_answer_a_goal_end_to_end(team):
@@ -72,7 +72,7 @@ async def test_a_one_task_plan_needs_no_synthesis(tmp_path):
             return {"tasks": [{"id": "only", "instruction": "Say hi", "capability": "writing", "depends_on": []}]}
         return "hi!"
 
-    team = Team(model=ScriptedModel(brain, name="brain"))
+    team = Team(model=ScriptedModel(brain, name="brain"), memory=False)
     result = await team.run("greet")
     assert result.answer == "hi!" and result.usage.requests == 2
 

@@ -85,7 +85,9 @@ def brain(plan: dict[str, Any], special: dict[str, str], calls: Counter[str]) ->
 
 async def measure(mode: str, plan: dict[str, Any], special: dict[str, str]) -> Counter[str]:
     calls: Counter[str] = Counter()
-    team = Team(registry=REGISTRY, model=ScriptedModel(brain(plan, special, calls), name="brain"), reflection=mode)
+    team = Team(
+        registry=REGISTRY, model=ScriptedModel(brain(plan, special, calls), name="brain"), reflection=mode, memory=False
+    )
     await team.run("a goal")
     return calls
 
