@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orquestra.exceptions import BudgetExceeded, UserError
-from orquestra.models.base import Message, Model, ModelResponse, OutputT, ToolSpec, Usage
+from orquestra.models.base import Message, Model, ModelResponse, OutputT, ToolSpec, Usage, WrapperModel
 
 
 @dataclass(frozen=True)
@@ -98,16 +98,12 @@ class BudgetMeter:
             raise BudgetExceeded(reason)
 
 
-class MeteredModel(Model):
+class MeteredModel(WrapperModel):
     """`model`, with every call checked against a run's meter before it starts and counted after it ends."""
 
     def __init__(self, model: Model, meter: BudgetMeter) -> None:
-        self.wrapped = model
+        super().__init__(model)
         self.meter = meter
-        self.name = model.name
-        self.price = model.price
-        self.context_window = model.context_window
-        self.weak = model.weak
 
     async def request(
         self,
@@ -142,8 +138,3 @@ class MeteredModel(Model):
         self.meter.check()
         async for piece in self.wrapped.stream(messages):
             yield piece
-
-    def describe(self) -> str:
-        """What the wrapped model says about itself."""
-        describe = getattr(self.wrapped, "describe", None)
-        return str(describe()) if callable(describe) else self.name

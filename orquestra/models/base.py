@@ -177,6 +177,22 @@ class Model(ABC):
         return f"{type(self).__name__}({self.name!r})"
 
 
+class WrapperModel(Model):
+    """Base of models that wrap another (retries, budgets): same name, price and limits as the wrapped one."""
+
+    def __init__(self, model: Model) -> None:
+        self.wrapped = model
+        self.name = model.name
+        self.price = model.price
+        self.context_window = model.context_window
+        self.weak = model.weak
+
+    def describe(self) -> str:
+        """What the wrapped model says about itself."""
+        describe = getattr(self.wrapped, "describe", None)
+        return str(describe()) if callable(describe) else self.name
+
+
 def plain(output_type: type[OutputT], result: BaseModel) -> OutputT:
     """`result` as a plain `output_type`: instructor returns a subclass carrying its raw response along."""
     return output_type.model_validate(result.model_dump())

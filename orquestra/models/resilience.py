@@ -14,23 +14,19 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from orquestra.backoff import BackoffWait
 from orquestra.exceptions import ModelUnavailable
-from orquestra.models.base import Message, Model, ModelResponse, OutputT, ToolSpec, Usage
+from orquestra.models.base import Message, Model, ModelResponse, OutputT, ToolSpec, Usage, WrapperModel
 
 log = logging.getLogger(__name__)
 
 
-class RetryingModel(Model):
+class RetryingModel(WrapperModel):
     """`model`, with each request retried up to `retries` times on `ModelUnavailable`.
 
     Streams are not retried once text has been yielded (the caller already holds part of the answer).
     """
 
     def __init__(self, model: Model, *, retries: int = 3, initial_delay: float = 1.0, max_delay: float = 30.0) -> None:
-        self.wrapped = model
-        self.name = model.name
-        self.price = model.price
-        self.context_window = model.context_window
-        self.weak = model.weak
+        super().__init__(model)
         self.retries = retries
         self._wait = BackoffWait(initial_delay, max_delay, jitter=initial_delay / 2)
 
@@ -81,8 +77,3 @@ class RetryingModel(Model):
         yield first
         async for piece in pieces:
             yield piece
-
-    def describe(self) -> str:
-        """What the wrapped model says about itself."""
-        describe = getattr(self.wrapped, "describe", None)
-        return str(describe()) if callable(describe) else self.name
