@@ -134,7 +134,7 @@ def run(
         max_tasks=max_tasks,
         timeout=timeout,
         retries=retries,
-        budget=Budget(max_tokens=max_tokens, max_cost=max_cost, max_seconds=max_seconds),
+        budget=_budget(max_tokens, max_cost, max_seconds),
         reflection=reflection,
         max_replans=max_replans,
         memory=None if memory else False,
@@ -217,6 +217,13 @@ def _check_graph(team: Team, graph: TaskGraph, where: str) -> None:
         team.check_models(graph)
     except UserError as error:
         raise UserError(f"{where}: {error.message}") from None
+
+
+def _budget(max_tokens: int | None, max_cost: float | None, max_seconds: float | None) -> Budget | None:
+    """The budget from flags, or None so that the config file's applies."""
+    if max_tokens is None and max_cost is None and max_seconds is None:
+        return None
+    return Budget(max_tokens=max_tokens, max_cost=max_cost, max_seconds=max_seconds)
 
 
 def _show_recalled(plan: PlanResult) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orquestra.budget import Budget
 from orquestra.datafile import read_data
 from orquestra.exceptions import UserError, describe_validation_error
 
@@ -33,6 +34,14 @@ class _ProviderFile(BaseModel):
     base_url: str | None = None
 
 
+class _BudgetFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int | None = Field(default=None, gt=0)
+    max_cost: float | None = Field(default=None, gt=0)
+    max_seconds: float | None = Field(default=None, gt=0)
+
+
 class _ConfigFile(BaseModel):
     """The shape of config.yaml."""
 
@@ -43,6 +52,7 @@ class _ConfigFile(BaseModel):
     registry: list[Path] = Field(default_factory=list, description="Extra registry folders.")
     openai: _ProviderFile = Field(default_factory=_ProviderFile)
     anthropic: _ProviderFile = Field(default_factory=_ProviderFile)
+    budget: _BudgetFile = Field(default_factory=_BudgetFile, description="Default limits per run.")
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,8 @@ class Settings:
     anthropic: ProviderSettings = ProviderSettings()
     model_source: str = "default"
     """Where `model` came from: 'flag', 'environment', 'config file' or 'default'."""
+    budget: Budget = Budget()
+    """Default limits per run, from the config file; flags and API arguments replace it."""
 
     @property
     def planning_model(self) -> str:
@@ -115,4 +127,5 @@ def load_settings(config_file: Path | None = None) -> Settings:
             base_url=env.get("ANTHROPIC_BASE_URL") or file.anthropic.base_url,
         ),
         model_source=source,
+        budget=Budget(**file.budget.model_dump()),
     )

@@ -88,7 +88,7 @@ class Team:
         memory: long-term memory of runs: a `Memory`, False for none, or None for the Chroma memory under
             the home folder (opened on first use; a broken one only warns).
         planner_model: the planning (and replanning) model, when it should differ.
-        budget: limits of tokens, cost and time per run.
+        budget: limits of tokens, cost and time per run (the config file's by default).
         reflection: when the model judges the run (deterministic checks always run).
         max_replans: replans allowed per run.
         max_concurrency: tasks running at once.
@@ -126,7 +126,7 @@ class Team:
             self._memory = DisabledMemory()
         # Past success breaks ties between equally ranked agents.
         self.dispatcher = Dispatcher(self.registry, success=lambda agent, cap: self.memory.success_rate(agent, cap))
-        self.budget = budget or Budget()
+        self.budget = budget if budget is not None else self.settings.budget
         self.reflection = ReflectionMode(reflection)
         self.max_replans = max_replans
         self.max_concurrency = max_concurrency

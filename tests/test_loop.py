@@ -11,7 +11,7 @@ import pytest
 from orquestra import Registry, RunStatus, TaskStatus
 from orquestra.budget import Budget
 from orquestra.events import Event, Reflected, Replanned
-from orquestra.exceptions import ModelError
+from orquestra.exceptions import ModelError, UserError
 from orquestra.models import Message, Model, ModelResponse, ScriptedModel
 from orquestra.reflect import missing_information
 from orquestra.registry import AgentCard
@@ -214,3 +214,46 @@ async def test_reflection_never_doubles_model_calls(mode):
     if mode == "failure":
         assert judged == 0
     print(json.dumps({"mode": mode, "calls": len(model.calls), "reflections": judged}))
+
+
+async def test_no_task_finishing_across_replans_is_a_stall():
+    # Three independent tasks all report missing data at once: the replans come back to back, with no
+    # task finishing in between, and each patch is new, so only the progress rule can stop them.
+    plan = {"tasks": [task("a1"), task("a2"), task("a3"), task("c", "writing", ["a1", "a2", "a3"])]}
+    numbers = iter(range(100))
+
+    def patch() -> dict:
+        return {"add": [task(f"extra{next(numbers)}")], "remove": [], "rewire": []}
+
+    agents = {"a1": "Data is missing.", "a2": "Data is missing.", "a3": "Data is missing.", "c": "c"}
+    agents |= {f"extra{n}": "found it" for n in range(10)}
+    team, _ = make_team(brain(plan, agents, patch=patch), max_replans=10)
+    result = await run(team)
+    assert result.loop.ended_by == "stalled: no task finished across 2 replans"
+    assert len(result.replans) == 2
+
+
+async def test_a_task_added_again_after_its_removal_is_a_stall():
+    plan = {"tasks": [task("a1"), task("a2"), task("spare", depends_on=["a1"]), task("c", "writing", ["a2"])]}
+    patches = iter(
+        [
+            {"add": [], "remove": ["spare"], "rewire": []},
+            {"add": [task("spare")], "remove": [], "rewire": []},
+        ]
+    )
+    agents = {"a1": "Data is missing.", "a2": "The numbers are missing.", "c": "c", "spare": "s"}
+    team, _ = make_team(brain(plan, agents, patch=lambda: next(patches)), max_replans=10)
+    result = await run(team)
+    assert result.loop.ended_by == "stalled: task 'spare' was added again after it had been removed"
+
+
+def test_budget_defaults_come_from_the_config_file(tmp_path, monkeypatch):
+    config = tmp_path / "config.yaml"
+    config.write_text("budget: {max_tokens: 5000, max_seconds: 60}\n")
+    monkeypatch.setenv("ORQUESTRA_CONFIG", str(config))
+    team = Team(model="scripted", memory=False)
+    assert team.budget == Budget(max_tokens=5000, max_seconds=60)
+    assert Team(model="scripted", memory=False, budget=Budget(max_cost=1.0)).budget.max_tokens is None
+    config.write_text("budget: {max_tokens: -5}\n")
+    with pytest.raises(UserError, match=r"field 'budget.max_tokens': Input should be greater than 0"):
+        Team(model="scripted", memory=False)
