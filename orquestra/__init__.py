@@ -4,10 +4,13 @@ A planner writes a task graph, a dispatcher gives each task to the best agent of
 runs the graph with independent tasks in parallel.
 """
 
+from orquestra.budget import Budget
 from orquestra.dispatch import Assignment, Dispatcher
 from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, TaskStatus
 from orquestra.exceptions import (
+    BudgetExceeded,
     GraphError,
+    ModelError,
     OrquestraError,
     PatchRefused,
     RegistryError,
@@ -15,20 +18,27 @@ from orquestra.exceptions import (
     UserError,
 )
 from orquestra.graph import GraphPatch, Task, TaskGraph
+from orquestra.reflect import ReflectionMode
 from orquestra.registry import AgentCard, Registry, ToolCard
+from orquestra.team import AutoTeam, TeamResult
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AgentCard",
     "Assignment",
+    "AutoTeam",
+    "Budget",
+    "BudgetExceeded",
     "Dispatcher",
     "Engine",
     "Execution",
     "GraphError",
     "GraphPatch",
+    "ModelError",
     "OrquestraError",
     "PatchRefused",
+    "ReflectionMode",
     "Registry",
     "RegistryError",
     "RetryPolicy",
@@ -37,6 +47,7 @@ __all__ = [
     "Task",
     "TaskGraph",
     "TaskStatus",
+    "TeamResult",
     "ToolCard",
     "TransientError",
     "UserError",

@@ -34,7 +34,7 @@ from orquestra.models import Model, Usage
 from orquestra.planner import PlanResult
 from orquestra.reflect import ReflectionMode
 from orquestra.registry import AgentCard, Registry
-from orquestra.team import Team, TeamResult
+from orquestra.team import AutoTeam, TeamResult
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -204,13 +204,13 @@ def plan(
         console.print(f"[dim]plan saved to {save}; run it with: orquestra run {save}[/dim]")
 
 
-def _team(model: str | None, planner_model: str | None, registry: list[Path] | None, **options: Any) -> Team:
+def _team(model: str | None, planner_model: str | None, registry: list[Path] | None, **options: Any) -> AutoTeam:
     settings = load_settings()
     cards = Registry.load(*settings.registry, *(registry or []))
-    return Team(registry=cards, settings=settings, model=model, planner_model=planner_model, **options)
+    return AutoTeam(registry=cards, settings=settings, model=model, planner_model=planner_model, **options)
 
 
-def _check_graph(team: Team, graph: TaskGraph, where: str) -> None:
+def _check_graph(team: AutoTeam, graph: TaskGraph, where: str) -> None:
     """Check capabilities and models before anything runs, naming the file (or the plan) on error."""
     try:
         team.dispatcher.assign_all(graph)
@@ -243,7 +243,9 @@ def _describe(model: Model) -> str:
     return str(describe()) if callable(describe) else model.name
 
 
-async def _run_live(team: Team, graph: TaskGraph, goal: str, plan: PlanResult | None, meter: BudgetMeter) -> TeamResult:
+async def _run_live(
+    team: AutoTeam, graph: TaskGraph, goal: str, plan: PlanResult | None, meter: BudgetMeter
+) -> TeamResult:
     """Run with a live view; Ctrl-C cancels the run cleanly and the result says which tasks finished."""
     loop = asyncio.get_running_loop()
     agents = {task.id: team.dispatcher.assign(task).agent.name for task in graph.tasks}

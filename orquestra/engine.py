@@ -34,7 +34,7 @@ from orquestra.events import (
     TaskStarted,
     TaskSucceeded,
 )
-from orquestra.exceptions import TransientError
+from orquestra.exceptions import StopRun, TransientError
 from orquestra.graph import GraphPatch, Task, TaskGraph
 
 RunTask = Callable[[Task, Mapping[str, Any]], Awaitable[Any]]
@@ -428,6 +428,13 @@ class Execution:
             return
         elapsed = time.perf_counter() - self._started_at
         error = done.exception()
+        if isinstance(error, StopRun):
+            self._settle(task_id, TaskStatus.CANCELLED)
+            if self._events:
+                self._events.emit(TaskCancelled(self.run_id, task_id))
+            self.stop(error.message)
+            self._check_done()
+            return
         if error is not None:
             self.errors[task_id] = error
             self._settle(task_id, TaskStatus.FAILED)

@@ -27,6 +27,15 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class Planned(Event):
+    """A goal was planned: the graph, what the repair changed, and the goals of past runs recalled."""
+
+    graph: TaskGraph
+    repairs: tuple[str, ...] = ()
+    recalled: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RunStarted(Event):
     """A run began with this graph."""
 
@@ -142,6 +151,13 @@ class RunFinished(Event):
     status: str
     reason: str
     elapsed: float
+
+
+@dataclass(frozen=True, slots=True)
+class TeamFinished(Event):
+    """A team's run is answered: `result` is its `TeamResult` (the last event of `AutoTeam.stream`)."""
+
+    result: Any
 
 
 Subscriber = Callable[[Event], None]

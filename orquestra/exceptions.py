@@ -88,7 +88,11 @@ class ModelConfigError(UserError):
     """A model that cannot be used as configured: unknown provider, missing key or package, bad option."""
 
 
-class BudgetExceeded(OrquestraError):
+class StopRun(OrquestraError):
+    """Raised from a task to end the run on purpose: the task is cancelled, not failed, and nothing new starts."""
+
+
+class BudgetExceeded(StopRun):
     """A run's budget of tokens, cost or time is spent: no new model call may start."""
 
 

@@ -92,6 +92,7 @@ class DynamicLoop:
         """Start watching `execution` (subscribe `on_event` to its engine before it starts)."""
         self._execution = execution
         self.record.graphs.append(execution.graph)
+        self._check_budget()  # planning may have used most of it already
         budget = self.meter.budget
         if budget.max_seconds is not None:
             delay = max(budget.max_seconds * budget.near - self.meter.elapsed(), 0.0)

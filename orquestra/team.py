@@ -1,6 +1,6 @@
 """The conductor: plan a goal, run the graph with agents under the dynamic loop, and synthesise the answer.
 
-`Team` ties the loop's steps together and reads top to bottom; each step lives in its own module
+`AutoTeam` ties the loop's steps together and reads top to bottom; each step lives in its own module
 (planner, dispatch, engine, agent, reflect, replanner, loop, synthesis).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,8 @@ from orquestra.budget import Budget, BudgetMeter, MeteredModel
 from orquestra.config import Settings, load_settings
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus
-from orquestra.events import Subscriber
+from orquestra.events import Event, Planned, Subscriber, TeamFinished
+from orquestra.exceptions import UserError
 from orquestra.graph import Task, TaskGraph
 from orquestra.loop import DynamicLoop, LoopRecord, ReplanRecord
 from orquestra.memory import DisabledMemory, Memory, Recalled, open_memory
@@ -76,7 +77,7 @@ class TeamResult:
         return self.loop.replans
 
 
-class Team:
+class AutoTeam:
     """An auto-team over a registry: plans goals and runs them with the registry's agents.
 
     Args:
@@ -186,6 +187,7 @@ class Team:
         subscribers: Iterable[Subscriber] = (),
         started: Callable[[Execution], None] | None = None,
         workspace: Path | None = None,
+        run_id: str | None = None,
     ) -> Outcome:
         """Run `graph` with the registry's agents, under the dynamic loop when `dynamic` (and a goal) is set.
 
@@ -201,7 +203,7 @@ class Team:
                 metered[spec] = MeteredModel(self.model(spec), meter)
             return metered[spec]
 
-        run_id = uuid.uuid4().hex[:12]
+        run_id = run_id or uuid.uuid4().hex[:12]
         runner = AgentRunner(
             dispatcher=self.dispatcher,
             model_for=model_for,
@@ -248,12 +250,52 @@ class Team:
                 await loop.close()
         return Outcome(result, runner, loop.record if loop else LoopRecord(graphs=[graph]), meter)
 
-    async def run(self, goal: str, *, subscribers: Iterable[Subscriber] = ()) -> TeamResult:
-        """Plan, run and answer `goal`."""
+    async def arun(self, goal: str, *, subscribers: Iterable[Subscriber] = ()) -> TeamResult:
+        """Plan, run and answer `goal`; `subscribers` receive every event of the run."""
         meter = self.meter()
+        subscribers = list(subscribers)
+        run_id = uuid.uuid4().hex[:12]
         plan = await self.plan(goal, meter=meter)
-        outcome = await self.execute(plan.graph, goal=goal, meter=meter, subscribers=subscribers)
+        for subscriber in subscribers:
+            subscriber(Planned(run_id, plan.graph, tuple(plan.repairs), tuple(plan.recalled)))
+        outcome = await self.execute(plan.graph, goal=goal, meter=meter, subscribers=subscribers, run_id=run_id)
         return await self.finish(goal, plan, outcome)
+
+    def run(self, goal: str, *, subscribers: Iterable[Subscriber] = ()) -> TeamResult:
+        """Plan, run and answer `goal`, blocking until done (for code that is not async)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arun(goal, subscribers=subscribers))
+        raise UserError("AutoTeam.run() was called inside a running event loop; use `await team.arun(goal)`")
+
+    async def stream(self, goal: str) -> AsyncIterator[Event]:
+        """Plan, run and answer `goal`, yielding each event as it happens; the last is `TeamFinished`.
+
+        Leaving the loop early cancels the run.
+        """
+        queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
+
+        async def drive() -> None:
+            try:
+                result = await self.arun(goal, subscribers=[queue.put_nowait])
+                queue.put_nowait(TeamFinished(result.run.run_id, result))
+            except BaseException as error:  # handed to the consumer, who re-raises it
+                queue.put_nowait(error)
+
+        driver = asyncio.create_task(drive())
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if isinstance(item, TeamFinished):
+                    return
+        finally:
+            if not driver.done():
+                driver.cancel()
+                await asyncio.gather(driver, return_exceptions=True)
 
     async def finish(self, goal: str, plan: PlanResult | None, outcome: Outcome) -> TeamResult:
         """Synthesise the answer of a run and gather its result."""

@@ -456,3 +456,17 @@ async def test_defer_holds_back_dependents_until_resumed_so_a_patch_can_change_t
     execution.resume("source")
     result = await execution
     assert result.outputs["report"] == "report<source,check>"
+
+
+async def test_a_task_raising_stop_run_ends_the_run_on_purpose():
+    from orquestra.exceptions import StopRun
+
+    async def run_task(task: Task, inputs: Mapping[str, Any]) -> str:
+        if task.id == "b":
+            raise StopRun("enough for today")
+        await asyncio.sleep(0.01)
+        return task.id
+
+    result = await Engine(run_task).run(make_graph({"a": [], "b": [], "c": ["b"]}))
+    assert result.status is RunStatus.STOPPED and result.reason == "enough for today"
+    assert result.statuses == {"a": TaskStatus.SUCCEEDED, "b": TaskStatus.CANCELLED, "c": TaskStatus.CANCELLED}

@@ -61,7 +61,7 @@ async def test_the_whole_loop_on_the_embedded_model(weights_home, monkeypatch):
     """Plan-free graph, model reflection after every task, then the answer: every step on the real model."""
     from orquestra import RunStatus, Task, TaskGraph
     from orquestra.reflect import Continue, Finish, Replan
-    from orquestra.team import Team
+    from orquestra.team import AutoTeam
 
     monkeypatch.setenv("ORQUESTRA_HOME", str(weights_home))
     graph = TaskGraph(
@@ -75,7 +75,7 @@ async def test_the_whole_loop_on_the_embedded_model(weights_home, monkeypatch):
             ),
         ]
     )
-    team = Team(model="local", reflection="every-task", max_replans=1)
+    team = AutoTeam(model="local", reflection="every-task", max_replans=1)
     meter = team.meter()
     outcome = await team.execute(graph, goal="Say what 12 widgets at 7 dollars cost.", meter=meter)
     result = await team.finish("Say what 12 widgets at 7 dollars cost.", None, outcome)

@@ -15,7 +15,7 @@ from orquestra.exceptions import ModelError, UserError
 from orquestra.models import Message, Model, ModelResponse, ScriptedModel
 from orquestra.reflect import missing_information
 from orquestra.registry import AgentCard
-from orquestra.team import Team
+from orquestra.team import AutoTeam
 
 REGISTRY = Registry(
     [
@@ -68,16 +68,16 @@ def _cited(prompt: str) -> list[str]:
     return [line.strip("-[] ") for line in prompt.splitlines() if line.startswith("--- [")]
 
 
-def make_team(answer: Callable[[Sequence[Message]], Any], **options: Any) -> tuple[Team, ScriptedModel]:
+def make_team(answer: Callable[[Sequence[Message]], Any], **options: Any) -> tuple[AutoTeam, ScriptedModel]:
     model = ScriptedModel(answer, name="brain")
     options.setdefault("models", {"backup": ScriptedModel(name="backup")})
     options.setdefault("memory", False)
-    team = Team(registry=REGISTRY, model=model, **options)
+    team = AutoTeam(registry=REGISTRY, model=model, **options)
     return team, model
 
 
-async def run(team: Team, events: list[Event] | None = None):
-    return await team.run("Write a pricing note", subscribers=[events.append] if events is not None else [])
+async def run(team: AutoTeam, events: list[Event] | None = None):
+    return await team.arun("Write a pricing note", subscribers=[events.append] if events is not None else [])
 
 
 async def test_missing_information_triggers_a_replan_that_adds_an_alternative():
@@ -251,9 +251,9 @@ def test_budget_defaults_come_from_the_config_file(tmp_path, monkeypatch):
     config = tmp_path / "config.yaml"
     config.write_text("budget: {max_tokens: 5000, max_seconds: 60}\n")
     monkeypatch.setenv("ORQUESTRA_CONFIG", str(config))
-    team = Team(model="scripted", memory=False)
+    team = AutoTeam(model="scripted", memory=False)
     assert team.budget == Budget(max_tokens=5000, max_seconds=60)
-    assert Team(model="scripted", memory=False, budget=Budget(max_cost=1.0)).budget.max_tokens is None
+    assert AutoTeam(model="scripted", memory=False, budget=Budget(max_cost=1.0)).budget.max_tokens is None
     config.write_text("budget: {max_tokens: -5}\n")
     with pytest.raises(UserError, match=r"field 'budget.max_tokens': Input should be greater than 0"):
-        Team(model="scripted", memory=False)
+        AutoTeam(model="scripted", memory=False)

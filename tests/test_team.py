@@ -9,7 +9,7 @@ from orquestra import RunStatus
 from orquestra.config import load_settings
 from orquestra.exceptions import ModelConfigError, UserError
 from orquestra.models import Message, ModelResponse, ScriptedModel, ToolCall
-from orquestra.team import Team
+from orquestra.team import AutoTeam
 
 PLAN = {
     "tasks": [
@@ -45,12 +45,12 @@ def team_brain(messages: Sequence[Message]) -> str | dict | ModelResponse:
 
 
 @pytest.fixture
-def team(tmp_path) -> Team:
-    return Team(model=ScriptedModel(team_brain, name="brain"), memory=False)
+def team(tmp_path) -> AutoTeam:
+    return AutoTeam(model=ScriptedModel(team_brain, name="brain"), memory=False)
 
 
 async def test_plan_run_and_answer_a_goal_end_to_end(team):
-    result = await team.run("How much do our widgets cost in total?")
+    result = await team.arun("How much do our widgets cost in total?")
     assert result.run.status is RunStatus.SUCCEEDED
     assert result.outputs == {
         "price": "A widget costs 7.",
@@ -72,16 +72,16 @@ async def test_a_one_task_plan_needs_no_synthesis(tmp_path):
             return {"tasks": [{"id": "only", "instruction": "Say hi", "capability": "writing", "depends_on": []}]}
         return "hi!"
 
-    team = Team(model=ScriptedModel(brain, name="brain"), memory=False)
-    result = await team.run("greet")
+    team = AutoTeam(model=ScriptedModel(brain, name="brain"), memory=False)
+    result = await team.arun("greet")
     assert result.answer == "hi!" and result.usage.requests == 2
 
 
 def test_unknown_models_fail_before_anything_runs():
     with pytest.raises(ModelConfigError, match="unknown model 'martian:big'"):
-        Team(model="martian:big").model()
+        AutoTeam(model="martian:big").model()
     with pytest.raises(ModelConfigError, match="name the model, e.g. 'openai:gpt-5-mini'"):
-        Team(model="openai").model()
+        AutoTeam(model="openai").model()
 
 
 def test_settings_precedence_and_masked_keys(tmp_path, monkeypatch):
@@ -119,7 +119,7 @@ def test_bad_config_file_names_the_field(tmp_path, monkeypatch):
 
 
 def test_prices_from_the_registry_give_cost():
-    team = Team(model="scripted")
+    team = AutoTeam(model="scripted")
     assert team.registry.prices["openai:gpt-5-mini"].cost(1_000_000, 1_000_000) == pytest.approx(2.25)
 
 

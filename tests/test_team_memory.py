@@ -10,7 +10,7 @@ from orquestra import Registry, RunStatus
 from orquestra.memory import InMemoryMemory, open_memory
 from orquestra.models import Message, ScriptedModel
 from orquestra.registry import AgentCard
-from orquestra.team import Team
+from orquestra.team import AutoTeam
 
 REGISTRY = Registry(
     [
@@ -48,8 +48,8 @@ def memory():
 
 async def test_a_similar_goal_recalls_the_first_run_and_the_planner_receives_it(memory):
     model = ScriptedModel(brain, name="brain")
-    team = Team(registry=REGISTRY, model=model, memory=memory)
-    first = await team.run("Compare the vector databases Chroma and Weaviate")
+    team = AutoTeam(registry=REGISTRY, model=model, memory=memory)
+    first = await team.arun("Compare the vector databases Chroma and Weaviate")
     assert first.status is RunStatus.SUCCEEDED
     kept = memory.get(first.run.run_id)
     assert kept is not None and kept.outcome == "succeeded" and kept.answer == first.answer
@@ -57,7 +57,7 @@ async def test_a_similar_goal_recalls_the_first_run_and_the_planner_receives_it(
     assert kept.tasks[0].agent == "alpha" and kept.tasks[0].succeeded
 
     model.calls.clear()
-    second = await team.run("Which vector database is better, Weaviate or Chroma?")
+    second = await team.arun("Which vector database is better, Weaviate or Chroma?")
     planner_prompt = model.calls[0][1].content
     assert "Example goal: Compare the vector databases Chroma and Weaviate" in planner_prompt
     assert '"id": "facts"' in planner_prompt
@@ -69,7 +69,7 @@ async def test_a_similar_goal_recalls_the_first_run_and_the_planner_receives_it(
 
 async def test_past_success_breaks_ties_between_equal_agents():
     memory = InMemoryMemory()
-    team = Team(registry=REGISTRY, model=ScriptedModel(brain, name="brain"), memory=memory)
+    team = AutoTeam(registry=REGISTRY, model=ScriptedModel(brain, name="brain"), memory=memory)
     assert team.dispatcher.candidates("research")[0].name == "alpha"  # by name, with no history
     from orquestra.memory import RunMemory, TaskMemory
 
@@ -94,7 +94,7 @@ async def test_a_corrupt_memory_folder_never_stops_a_run(tmp_path, caplog):
     home.mkdir()
     (home / "memory").write_text("not a folder")
     memory = open_memory(home)
-    team = Team(registry=REGISTRY, model=ScriptedModel(brain, name="brain"), memory=memory)
-    result = await team.run("Compare the vector databases Chroma and Weaviate")
+    team = AutoTeam(registry=REGISTRY, model=ScriptedModel(brain, name="brain"), memory=memory)
+    result = await team.arun("Compare the vector databases Chroma and Weaviate")
     assert result.status is RunStatus.SUCCEEDED
     assert "memory" in caplog.text.lower()

@@ -19,14 +19,14 @@ import time
 from typing import Any
 
 from orquestra.models import Message
-from orquestra.team import Team
+from orquestra.team import AutoTeam
 
 STANDARD_GOAL = (
     "A shop sells widgets at 7 dollars each. Compute the cost of 12 widgets and write one sentence about it."
 )
 
 
-async def one_run(team: Team, goal: str) -> dict[str, Any]:
+async def one_run(team: AutoTeam, goal: str) -> dict[str, Any]:
     """Plan, run and answer `goal` once; seconds per phase and usage."""
     start = time.perf_counter()
     meter = team.meter()
@@ -53,7 +53,7 @@ async def one_run(team: Team, goal: str) -> dict[str, Any]:
     }
 
 
-async def model_speed(team: Team) -> dict[str, float]:
+async def model_speed(team: AutoTeam) -> dict[str, float]:
     """Prompt tokens per second (a long prompt, a short answer) and generation tokens per second (the reverse)."""
     model = team.model("local")
     await model.request([Message("user", "Say ok.")])  # load the weights outside the timing
@@ -80,7 +80,7 @@ async def main() -> None:
     parser.add_argument("--goal", default=STANDARD_GOAL)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    team = Team(model="local")
+    team = AutoTeam(model="local")
     speed = await model_speed(team)
     runs = [await one_run(team, args.goal) for _ in range(args.runs)]
     if args.json:

@@ -18,7 +18,7 @@ from typing import Any
 from orquestra import Registry
 from orquestra.models import Message, ScriptedModel
 from orquestra.registry import AgentCard
-from orquestra.team import Team
+from orquestra.team import AutoTeam
 
 REGISTRY = Registry(
     [
@@ -85,10 +85,10 @@ def brain(plan: dict[str, Any], special: dict[str, str], calls: Counter[str]) ->
 
 async def measure(mode: str, plan: dict[str, Any], special: dict[str, str]) -> Counter[str]:
     calls: Counter[str] = Counter()
-    team = Team(
+    team = AutoTeam(
         registry=REGISTRY, model=ScriptedModel(brain(plan, special, calls), name="brain"), reflection=mode, memory=False
     )
-    await team.run("a goal")
+    await team.arun("a goal")
     return calls
 
 

@@ -11,12 +11,15 @@ Provider SDKs are imported only when a model of theirs is asked for.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from orquestra.config import Settings, load_settings
 from orquestra.exceptions import ModelConfigError
 from orquestra.models.base import FREE, Message, Model, ModelResponse, Price, ToolCall, ToolSpec, Usage
 from orquestra.models.resilience import RetryingModel
 from orquestra.models.scripted import ScriptedModel
+
+if TYPE_CHECKING:
+    from orquestra.config import Settings
 
 PROVIDERS = ("openai", "anthropic", "local", "scripted")
 
@@ -46,7 +49,10 @@ def infer_model(
         return LocalModel()
     if provider in ("openai", "anthropic") and not name:
         raise ModelConfigError(f"model '{spec}': name the model, e.g. '{provider}:{_EXAMPLES[provider]}'")
-    settings = settings or load_settings()
+    if settings is None:
+        from orquestra.config import load_settings  # here, not at the top: the config imports models' data
+
+        settings = load_settings()
     if provider == "openai":
         from orquestra.models.openai import OpenAIModel
 
