@@ -22,14 +22,17 @@ from rich.text import Text
 
 from orquestra import __version__
 from orquestra.budget import Budget, BudgetMeter
+from orquestra.cli_apply import apply_command
 from orquestra.cli_memory import memory_app
+from orquestra.cli_runs import runs_app
 from orquestra.config import load_settings
 from orquestra.console import ProgressView, graph_tree, mermaid, run_summary
 from orquestra.engine import Execution, RunStatus
 from orquestra.events import Event, Replanned
 from orquestra.exceptions import UserError
 from orquestra.graph import TaskGraph
-from orquestra.graphfile import dump_graph, load_graph
+from orquestra.graphfile import load_graph
+from orquestra.manifest import dump_manifest, graph_to_manifest, is_manifest
 from orquestra.models import Model, Usage
 from orquestra.planner import PlanResult
 from orquestra.reflect import ReflectionMode
@@ -51,6 +54,8 @@ graph_app = typer.Typer(help="Inspect task graph files.", no_args_is_help=True)
 registry_app = typer.Typer(help="List and show the agents and tools of the registry.", no_args_is_help=True)
 app.add_typer(graph_app, name="graph")
 app.add_typer(registry_app, name="registry")
+app.command("apply")(apply_command)
+app.add_typer(runs_app, name="runs", help="List, show and export the runs Orquestra recorded.")
 app.add_typer(memory_app, name="memory", help="List, search, show and forget the runs long-term memory keeps.")
 
 console = Console()
@@ -140,6 +145,9 @@ def run(
         memory=None if memory else False,
     )
     is_file = target.endswith(GraphFileSuffixes) or Path(target).is_file()
+    if is_file and is_manifest(Path(target)):  # what `plan --save` writes, and hand-written workflows
+        apply_command(Path(target), model, registry, max_concurrency, timeout, retries, outputs)
+        return
     goal = "" if is_file else target
     console.print(f"[dim]model:[/dim] {_describe(team.model())} [dim]({team.settings.model_source})[/dim]")
     plan = None
@@ -198,7 +206,7 @@ def plan(
     )
     if save is not None:
         try:
-            dump_graph(result.graph, save)
+            dump_manifest(graph_to_manifest(result.graph, name=goal[:60], description=goal), save)
         except OSError as error:
             raise UserError(f"{save}: cannot write the plan: {error.strerror}") from None
         console.print(f"[dim]plan saved to {save}; run it with: orquestra run {save}[/dim]")

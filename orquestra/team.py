@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from orquestra.recollection import run_memory
 from orquestra.reflect import ReflectionMode, Reflector
 from orquestra.registry import Registry
 from orquestra.replanner import Replanner
+from orquestra.store import RunStore, open_store
 from orquestra.synthesis import synthesize
 
 
@@ -88,6 +90,8 @@ class AutoTeam:
         models: further `Model` instances by model string, e.g. for agent cards that name them.
         memory: long-term memory of runs: a `Memory`, False for none, or None for the Chroma memory under
             the home folder (opened on first use; a broken one only warns).
+        store: the run history: a `RunStore`, False for none, or None for the SQLite store under the home
+            folder (opened on first use).
         planner_model: the planning (and replanning) model, when it should differ.
         budget: limits of tokens, cost and time per run (the config file's by default).
         reflection: when the model judges the run (deterministic checks always run).
@@ -108,6 +112,7 @@ class AutoTeam:
         planner_model: str | None = None,
         models: Mapping[str, Model] | None = None,
         memory: Memory | bool | None = None,
+        store: RunStore | bool | None = None,
         budget: Budget | None = None,
         reflection: ReflectionMode | str = ReflectionMode.FAILURE,
         max_replans: int = 3,
@@ -125,6 +130,8 @@ class AutoTeam:
         self._memory: Memory | None = memory if isinstance(memory, Memory) else None
         if memory is False:
             self._memory = DisabledMemory()
+        self._store: RunStore | None = store if isinstance(store, RunStore) else None
+        self._keep_history = store is not False
         # Past success breaks ties between equally ranked agents.
         self.dispatcher = Dispatcher(self.registry, success=lambda agent, cap: self.memory.success_rate(agent, cap))
         self.budget = budget if budget is not None else self.settings.budget
@@ -141,6 +148,19 @@ class AutoTeam:
         if self._memory is None:
             self._memory = open_memory(self.settings.home)
         return self._memory
+
+    @property
+    def store(self) -> RunStore | None:
+        """The run history, opened on first use; None when switched off."""
+        if self._store is None and self._keep_history:
+            self._store = open_store(self.settings.home)
+        return self._store
+
+    def close(self) -> None:
+        """Close the run store (the memory needs no closing)."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def model(self, spec: str | None = None) -> Model:
         """The model for `spec` (the default model when None), created once and shared."""
@@ -224,6 +244,8 @@ class AutoTeam:
             timeout=self.timeout,
         )
         runner.emit = engine.events.emit
+        if self.store is not None:  # first, so that it records RunStarted
+            engine.subscribe(self.store.subscriber(run_id, goal, model=self.settings.model))
         loop = None
         if dynamic and goal:
             planning = model_for(self.settings.planning_model)
@@ -302,6 +324,16 @@ class AutoTeam:
         # A graph file run has no goal, so there is nothing to answer beyond the tasks' own outputs.
         answer = await synthesize(MeteredModel(self.model(), outcome.meter), goal, outcome.run) if goal else ""
         runner = outcome.runner
+        if self.store is not None:
+            self.store.finish(
+                outcome.run.run_id,
+                answer=answer,
+                usage=dataclasses.asdict(outcome.meter.usage),
+                graph_json=outcome.run.graph.model_dump_json(),
+                status=outcome.run.status.value,
+                reason=outcome.run.reason,
+                agents={task_id: a.agent.name for task_id, a in runner.assignments.items()},
+            )
         if goal:
             memory = run_memory(
                 goal, outcome.run, outcome.loop, runner.assignments, answer, plan.repairs if plan else ()

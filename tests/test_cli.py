@@ -137,7 +137,7 @@ def test_ctrl_c_cancels_cleanly_and_reports_what_finished(tmp_path):
         "  - {id: third, instruction: x, capability: research, depends_on: [second]}\n"
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "orquestra", "run", str(graph), "--model", "scripted:1.5"],
+        [sys.executable, "-m", "orquestra", "run", str(graph), "--model", "scripted:1.5", "--no-memory"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -146,7 +146,7 @@ def test_ctrl_c_cancels_cleanly_and_reports_what_finished(tmp_path):
     assert process.stdout is not None
     first_line = process.stdout.readline()  # printed just before the run starts
     assert "model: scripted:1.5" in first_line
-    time.sleep(2.2)  # 'first' has finished, 'second' is running
+    time.sleep(2.4)  # 'first' has finished, 'second' is running
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130, err

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from orquestra.graphfile import load_graph
+from orquestra.manifest import load_manifest
 
 GOAL = "A shop sells widgets at 7 dollars each. Compute the cost of 12 widgets and write one sentence about it."
 
@@ -36,11 +36,11 @@ def test_run_a_goal_on_the_embedded_model_by_default(weights_home):
 
 
 @pytest.mark.slow
-def test_plan_on_the_embedded_model_saves_a_runnable_graph(weights_home, tmp_path):
+def test_plan_on_the_embedded_model_saves_a_runnable_manifest(weights_home, tmp_path):
     plan_file = tmp_path / "plan.yaml"
     result = orquestra("plan", GOAL, "--save", str(plan_file), home=weights_home)
     assert result.returncode == 0, result.stdout + result.stderr
-    graph = load_graph(plan_file)
+    graph = load_manifest(plan_file).to_graph()  # the plan is saved as a workflow manifest
     assert 1 <= len(graph) <= 8
     assert {task.capability for task in graph.tasks} <= {
         "analysis",

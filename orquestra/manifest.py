@@ -1,0 +1,756 @@
+"""Workflow manifests: a team, its tasks and their data flow, declared in one YAML file.
+
+A manifest names agents (inline, or by the name of a registry agent) and tasks whose instructions are
+sandboxed Jinja templates over earlier outputs (``{{ tasks.draft.output }}``). Everything that can be
+checked is checked when the file loads, and every error names the file, the line and the field:
+unknown fields and agents, duplicate names, cycles, template syntax, and templates, ``run_if`` or ``map``
+expressions that reach a task which is not upstream (not in the task's transitive ``depends_on``).
+
+Running semantics, in the order a task applies them:
+
+- **Skipping.** A task whose direct dependency was skipped is skipped too, unless it says
+  ``run_if_skipped: true``; it then runs, and sees ``tasks.X.output == ""`` and ``tasks.X.skipped``.
+  The engine still records a skipped task as succeeded (its output is a `Skipped` marker, so that its
+  dependents start and decide for themselves); `ManifestResult.statuses` reports it as skipped.
+- **``run_if``.** A Jinja expression compiled by the same sandboxed environment as the templates
+  (``compile_expression``), never Python ``eval``; a false value skips the task (and, by the rule above,
+  its dependents).
+- **``map``.** A Jinja expression giving a list (or JSON text of a list, or text read line by line); the
+  task runs once per item, in parallel, with ``{{ item }}`` in its template; its output is the list of
+  answers, in item order.
+
+Inputs: an agent receives the outputs of its direct dependencies as usual, except those its template
+already quotes (the author chose where they go).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
+from jinja2.lexer import describe_token
+from jinja2.parser import Parser
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from orquestra.agent import AgentRunner
+from orquestra.budget import MeteredModel
+from orquestra.config import load_settings
+from orquestra.dispatch import Dispatcher
+from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunTask, TaskStatus
+from orquestra.events import Subscriber
+from orquestra.exceptions import UserError
+from orquestra.graph import Task, TaskGraph, TaskId, find_cycle
+from orquestra.loop import DynamicLoop, LoopRecord
+from orquestra.models import PROVIDERS, Model, Usage
+from orquestra.reflect import Reflector
+from orquestra.registry import AgentCard, Registry
+from orquestra.replanner import Replanner
+from orquestra.team import AutoTeam
+
+_AGENT_NAME = r"^[a-z][a-z0-9_\-]*$"  # the registry's rule, so inline agents become ordinary cards
+
+# One environment for templates, run_if and map: the same sandbox and the same strictness everywhere.
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+Path_ = tuple[str | int, ...]
+"""Where a value sits in the manifest, e.g. ``("tasks", 1, "agent")``."""
+
+
+class ManifestError(UserError):
+    """A manifest that cannot be loaded or run: the message names the file, the line and the field."""
+
+
+# ---------------------------------------------------------------------------------------------- the model
+
+
+class ManifestAgent(BaseModel):
+    """An agent defined inside the manifest; it becomes an `AgentCard` for the run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=_AGENT_NAME, description="Unique name; tasks refer to the agent by it.")
+    provider: str | None = Field(default=None, description="openai, anthropic, local or scripted.")
+    model: str | None = Field(
+        default=None, description="The model name with `provider`, or a full model string like 'openai:gpt-5-mini'."
+    )
+    description: str = Field(default="", description="What the agent is good at; shown in its system prompt.")
+    persona: str = Field(default="", description="Extra instructions placed in the agent's system prompt.")
+    system_prompt: str = Field(default="", description="A synonym of `persona`; give one or the other.")
+    capabilities: tuple[str, ...] = Field(
+        default=(), description="Capabilities offered; the agent's own name when none are given."
+    )
+    tools: tuple[str, ...] = Field(default=(), description="Names of registry tools the agent may use.")
+    fallback_models: tuple[str, ...] = Field(default=(), description="Model strings to try when the model fails.")
+
+    def model_string(self) -> str | None:
+        """The `provider:model` string, or None for the run's default model."""
+        if self.provider is None:
+            return self.model
+        return f"{self.provider}:{self.model}" if self.model else self.provider
+
+    def card(self) -> AgentCard:
+        """The registry card of this agent."""
+        return AgentCard(
+            name=self.name,
+            description=self.description or f"The manifest's agent '{self.name}'.",
+            # An agent named after itself offers a capability no other agent has, so the dispatcher never
+            # hands its task to a different inline agent as a "fallback".
+            capabilities=self.capabilities or (self.name,),
+            model=self.model_string(),
+            tools=self.tools,
+            persona=self.persona or self.system_prompt,
+            fallback_models=self.fallback_models,
+        )
+
+
+class ManifestTask(BaseModel):
+    """One task of the manifest."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: TaskId = Field(description="Unique name; the task's id in the graph and in templates.")
+    instruction: str = Field(min_length=1, description="A sandboxed Jinja template over `tasks` (and `item`).")
+    agent: str | None = Field(default=None, description="An inline agent, or a registry agent by name.")
+    capability: str | None = Field(
+        default=None, description="The capability needed; the agent's first capability when unset."
+    )
+    depends_on: tuple[TaskId, ...] = Field(default=(), description="Names of the tasks this one waits for.")
+    expected_output: str = Field(default="", description="What a good result looks like.")
+    run_if: str | None = Field(default=None, description="A Jinja expression; false skips the task.")
+    run_if_skipped: bool = Field(default=False, description="Run even when a dependency was skipped.")
+    map: str | None = Field(default=None, description="A Jinja expression giving the items to run the task over.")
+    retries: int | None = Field(default=None, ge=0, le=20, description="Retries on transient errors.")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds one attempt may take.")
+
+
+class Manifest(BaseModel):
+    """A declared workflow: its agents and its tasks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, description="The workflow's name.")
+    description: str = Field(default="", description="What the workflow achieves; the run's goal.")
+    dynamic: bool = Field(default=False, description="Let the planner reflect and replan during the run.")
+    agents: tuple[ManifestAgent, ...] = Field(default=(), description="Agents defined inline.")
+    tasks: tuple[ManifestTask, ...] = Field(min_length=1, description="The tasks, in any order.")
+
+    _cards: dict[str, AgentCard] = PrivateAttr(default_factory=dict)
+
+    @property
+    def goal(self) -> str:
+        """The goal agents see and the dynamic loop works towards."""
+        return self.description or self.name
+
+    def task(self, name: str) -> ManifestTask | None:
+        """The task called `name`, or None."""
+        return next((task for task in self.tasks if task.name == name), None)
+
+    def check(
+        self, registry: Registry, *, source: str = "<manifest>", lines: Mapping[Path_, int] | None = None
+    ) -> None:
+        """Check references, names, the graph and every template against `registry`; resolve agents.
+
+        `load_manifest` calls this; call it yourself for a manifest built in code. Errors name `source` and,
+        when `lines` maps field paths to lines, the line.
+        """
+        _Checker(self, registry, source, lines or {}).run()
+
+    def cards(self) -> dict[str, AgentCard]:
+        """Cards of every agent the tasks use (inline and registry ones), by name, once checked."""
+        return {**self._cards, **{agent.name: agent.card() for agent in self.agents}}
+
+    def to_graph(self) -> TaskGraph:
+        """The task graph: ids are task names, each task pinned to its agent.
+
+        A task's capability is the one it names, else its agent's first capability (an inline agent with
+        none offers its own name), so the dispatcher, the replanner and saved plans see real capabilities.
+        Instructions stay templates; `ManifestRunner` renders them when the task runs.
+        """
+        cards = self.cards()
+        tasks = []
+        for spec in self.tasks:
+            capability = spec.capability
+            if capability is None:
+                card = cards.get(spec.agent or "")
+                if card is None:
+                    raise ManifestError(f"manifest '{self.name}': check it against a registry before building a graph")
+                capability = card.capabilities[0]
+            tasks.append(
+                Task(
+                    id=spec.name,
+                    instruction=spec.instruction,
+                    capability=capability,
+                    depends_on=spec.depends_on,
+                    expected_output=spec.expected_output,
+                    agent=spec.agent,
+                    retries=spec.retries,
+                    timeout=spec.timeout,
+                )
+            )
+        return TaskGraph(tasks=tuple(tasks))
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def is_manifest(path: Path) -> bool:
+    """Whether `path` holds a workflow manifest (tasks with names) rather than a task graph (tasks with ids)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False  # the graph loader reports the problem with its line
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    return isinstance(tasks, list) and bool(tasks) and isinstance(tasks[0], dict) and "name" in tasks[0]
+
+
+def load_manifest(path: str | Path, registry: Registry | None = None) -> Manifest:
+    """Read and check a manifest file; every problem is a `ManifestError` naming the file, line and field.
+
+    Agents referred to by name are looked up in `registry` (the built-in one plus the configured folders
+    by default).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as problem:
+        raise ManifestError(f"{path}: cannot read: {problem}") from None
+    data, lines = _parse_yaml(text, str(path))
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: line 1: expected a mapping with 'name', 'agents' and 'tasks'")
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as error:
+        raise ManifestError(_describe_validation(error, str(path), lines)) from None
+    if registry is None:
+        registry = Registry.load(*load_settings().registry)
+    manifest.check(registry, source=str(path), lines=lines)
+    return manifest
+
+
+def _parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
+    """The document and a map from each field path to its line, from PyYAML's node marks."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as problem:
+        mark = getattr(problem, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise ManifestError(
+            f"{source}: line {line}: invalid YAML: {getattr(problem, 'problem', None) or problem}"
+        ) from None
+    lines: dict[Path_, int] = {}
+    if node is not None:
+        _map_lines(node, (), lines, source)
+    return data, lines
+
+
+def _map_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = str(key.value)
+            if path + (name,) in lines:
+                # PyYAML would silently keep the last one; a duplicate key is nearly always a mistake.
+                raise ManifestError(
+                    f"{source}: line {key.start_mark.line + 1}: {_field(path + (name,))}: duplicate key"
+                )
+            lines[path + (name,)] = key.start_mark.line + 1
+            _map_lines(value, path + (name,), lines, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _map_lines(item, path + (index,), lines, source)
+
+
+def _field(path: Sequence[str | int]) -> str:
+    """``("tasks", 1, "agent")`` as ``tasks[1].agent``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "(top level)"
+
+
+def _line(lines: Mapping[Path_, int], path: Path_) -> int:
+    """The line of `path`, or of its nearest enclosing field (a missing field has no line of its own)."""
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return 1
+
+
+def _describe_validation(error: ValidationError, source: str, lines: Mapping[Path_, int]) -> str:
+    problems = error.errors()
+    first = problems[0]
+    path: Path_ = tuple(first["loc"])
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    else:
+        message = str(first["msg"]).removeprefix("Value error, ")
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    return f"{source}: line {_line(lines, path)}: {_field(path)}: {message}{more}"
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+
+@dataclass
+class _Checker:
+    """The checks that need more than one field: references, the graph, and every template."""
+
+    manifest: Manifest
+    registry: Registry
+    source: str
+    lines: Mapping[Path_, int]
+
+    def fail(self, path: Path_, message: str) -> ManifestError:
+        return ManifestError(f"{self.source}: line {_line(self.lines, path)}: {_field(path)}: {message}")
+
+    def run(self) -> None:
+        cards = self.check_agents()
+        self.check_tasks(cards)
+        self.check_graph()
+        upstream = _upstream(self.manifest.tasks)
+        for index, task in enumerate(self.manifest.tasks):
+            self.check_templates(index, task, upstream[task.name])
+        resolved = {name: card for name, card in cards.items() if name in self.registry.agents}
+        self.manifest._cards.clear()
+        self.manifest._cards.update(resolved)
+
+    def check_agents(self) -> dict[str, AgentCard]:
+        cards = dict(self.registry.agents)
+        seen: set[str] = set()
+        for index, agent in enumerate(self.manifest.agents):
+            if agent.name in seen:
+                raise self.fail(("agents", index, "name"), f"duplicate agent name '{agent.name}'")
+            seen.add(agent.name)
+            if agent.persona and agent.system_prompt:
+                raise self.fail(("agents", index, "system_prompt"), "give either persona or system_prompt, not both")
+            if agent.provider is not None and agent.provider not in PROVIDERS:
+                raise self.fail(("agents", index, "provider"), f"unknown provider '{agent.provider}'")
+            if agent.provider is not None and agent.model and ":" in agent.model:
+                raise self.fail(("agents", index, "model"), "with 'provider', give just the model name")
+            for position, tool in enumerate(agent.tools):
+                if tool not in self.registry.tools:
+                    raise self.fail(("agents", index, "tools", position), f"unknown tool '{tool}'")
+            # Inline agents win over registry agents of the same name, as later registry folders do.
+            cards[agent.name] = agent.card()
+        return cards
+
+    def check_tasks(self, cards: Mapping[str, AgentCard]) -> None:
+        offered = {capability for card in cards.values() for capability in card.capabilities}
+        seen: set[str] = set()
+        for index, task in enumerate(self.manifest.tasks):
+            if task.name in seen:
+                raise self.fail(("tasks", index, "name"), f"duplicate task name '{task.name}'")
+            seen.add(task.name)
+            if task.agent is None and task.capability is None:
+                raise self.fail(("tasks", index), "give an 'agent' or a 'capability'")
+            card = cards.get(task.agent) if task.agent is not None else None
+            if task.agent is not None and card is None:
+                raise self.fail(("tasks", index, "agent"), f"unknown agent '{task.agent}'")
+            if task.capability is not None and card is not None and task.capability not in card.capabilities:
+                raise self.fail(
+                    ("tasks", index, "capability"), f"agent '{task.agent}' lacks capability '{task.capability}'"
+                )
+            if task.capability is not None and task.capability not in offered:
+                raise self.fail(("tasks", index, "capability"), f"no agent offers capability '{task.capability}'")
+
+    def check_graph(self) -> None:
+        tasks = self.manifest.tasks
+        index_of = {task.name: index for index, task in enumerate(tasks)}
+        for index, task in enumerate(tasks):
+            for position, dep in enumerate(task.depends_on):
+                where: Path_ = ("tasks", index, "depends_on", position)
+                if dep == task.name:
+                    raise self.fail(where, f"task '{task.name}' depends on itself")
+                if dep not in index_of:
+                    raise self.fail(where, f"unknown task '{dep}'")
+                if task.depends_on.index(dep) != position:
+                    raise self.fail(where, f"'{dep}' is listed twice")
+        cycle = find_cycle({task.name: task.depends_on for task in tasks})
+        if cycle:
+            raise self.fail(
+                ("tasks", index_of[cycle[0]], "depends_on"),
+                "cycle: " + " -> ".join(cycle) + " (each task depends on the next)",
+            )
+
+    def check_templates(self, index: int, task: ManifestTask, upstream: frozenset[str]) -> None:
+        allowed = {"tasks", "item"} if task.map is not None else {"tasks"}
+        checks: list[tuple[str, str | None, bool, set[str]]] = [
+            ("instruction", task.instruction, False, allowed),
+            ("run_if", task.run_if, True, {"tasks"}),
+            ("map", task.map, True, {"tasks"}),
+        ]
+        for name, source, is_expression, variables in checks:
+            if source is None:
+                continue
+            where: Path_ = ("tasks", index, name)
+            try:
+                tree = _parse_expression(source) if is_expression else _ENV.parse(source)
+            except TemplateError as error:
+                raise self.fail(where, f"template syntax error: {_message(error)}") from None
+            names = _variables(tree)
+            unknown = sorted(names - variables)
+            if unknown:
+                raise self.fail(where, f"unknown variable '{unknown[0]}' (use: {', '.join(sorted(variables))})")
+            try:
+                referenced = _task_references(tree)
+            except ValueError as error:
+                raise self.fail(where, str(error)) from None
+            for other in sorted(referenced - upstream):
+                reason = "is not upstream of" if self.manifest.task(other) else "is not a task before"
+                raise self.fail(where, f"refers to task '{other}', which {reason} '{task.name}' (add it to depends_on)")
+
+
+def _message(error: TemplateError) -> str:
+    """Jinja's message on one line (its `str` adds the template's line on a second one)."""
+    return " ".join((error.message or type(error).__name__).split())
+
+
+def _upstream(tasks: Sequence[ManifestTask]) -> dict[str, frozenset[str]]:
+    """Each task's transitive dependencies (the graph is known to be acyclic)."""
+    parents = {task.name: task.depends_on for task in tasks}
+    found: dict[str, frozenset[str]] = {}
+
+    def visit(name: str) -> frozenset[str]:
+        if name not in found:
+            result: set[str] = set()
+            for dep in parents[name]:
+                result.add(dep)
+                result |= visit(dep)
+            found[name] = frozenset(result)
+        return found[name]
+
+    for task in tasks:
+        visit(task.name)
+    return found
+
+
+def _parse_expression(source: str) -> nodes.Node:
+    """Parse a Jinja expression as `compile_expression` does, without compiling it."""
+    parser = Parser(_ENV, source, state="variable")
+    expression = parser.parse_expression()
+    if not parser.stream.eos:
+        token = parser.stream.current
+        raise TemplateSyntaxError(f"unexpected {describe_token(token)!r}", token.lineno)
+    return expression
+
+
+def _variables(tree: nodes.Node) -> set[str]:
+    if isinstance(tree, nodes.Template):
+        return set(meta.find_undeclared_variables(tree))
+    return {name.name for name in tree.find_all(nodes.Name) if name.ctx == "load"}
+
+
+def _task_references(tree: nodes.Node) -> set[str]:
+    """Task names a template reads through ``tasks.NAME`` or ``tasks['NAME']``.
+
+    Any other use of ``tasks`` (a loop over it, a computed key) is refused: the load-time check that
+    every reference is upstream would not be sound otherwise.
+    """
+    names: set[str] = set()
+    covered: set[int] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = getattr(node, "node", None)
+        if not (isinstance(target, nodes.Name) and target.name == "tasks"):
+            continue
+        if isinstance(node, nodes.Getattr):
+            names.add(node.attr)
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            names.add(node.arg.value)
+        else:
+            continue
+        covered.add(id(target))
+    for name in tree.find_all(nodes.Name):
+        if name.name == "tasks" and id(name) not in covered:
+            raise ValueError("refer to other tasks only as tasks.NAME (e.g. tasks.draft.output)")
+    return names
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """The output of a task that did not run: its `run_if` was false, or a dependency was skipped."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"(skipped: {self.reason})"
+
+
+@dataclass
+class ManifestRunner:
+    """The engine's `run_task` for a manifest: renders, checks `run_if`, maps, then calls `inner`.
+
+    Tasks that are not in the manifest (a replan added them) go straight to `inner`.
+    """
+
+    manifest: Manifest
+    inner: RunTask
+    max_parallel: int = 4
+    """Items of one `map` running at once."""
+    results: dict[str, Any] = field(default_factory=dict)
+    """Every manifest task's output (or `Skipped`) so far, by name: templates may read any upstream task."""
+
+    def __post_init__(self) -> None:
+        self._upstream = _upstream(self.manifest.tasks)
+        self._templates = {task.name: _ENV.from_string(task.instruction) for task in self.manifest.tasks}
+        self._quoted = {task.name: _task_references(_ENV.parse(task.instruction)) for task in self.manifest.tasks}
+
+    async def __call__(self, task: Task, inputs: Mapping[str, Any]) -> Any:
+        """Run one task of the graph."""
+        spec = self.manifest.task(task.id)
+        if spec is None:
+            return await self.inner(task, inputs)
+        output = await self._run(spec, task, inputs)
+        self.results[task.id] = output
+        return output
+
+    async def _run(self, spec: ManifestTask, task: Task, inputs: Mapping[str, Any]) -> Any:
+        skipped = [dep for dep in spec.depends_on if isinstance(inputs.get(dep), Skipped)]
+        if skipped and not spec.run_if_skipped:
+            return Skipped(f"'{skipped[0]}' was skipped")
+        context = self._context(spec, inputs)
+        if spec.run_if is not None and not self._evaluate(spec, "run_if", spec.run_if, context):
+            return Skipped("run_if was false")
+        passed = {
+            dep: value
+            for dep, value in inputs.items()
+            if dep not in self._quoted[spec.name] and not isinstance(value, Skipped)
+        }
+        if spec.map is None:
+            return await self.inner(self._render(spec, task, context), passed)
+        try:
+            items = _as_items(self._evaluate(spec, "map", spec.map, context))
+        except ValueError as error:
+            raise ManifestError(f"task '{spec.name}': map: {error}") from None
+        slots = asyncio.Semaphore(self.max_parallel)
+
+        async def one(item: Any) -> Any:
+            async with slots:
+                return await self.inner(self._render(spec, task, {**context, "item": item}), passed)
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
+
+    def _context(self, spec: ManifestTask, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        outputs = {**{name: self.results.get(name) for name in self._upstream[spec.name]}, **inputs}
+        tasks = {
+            name: {"output": "" if isinstance(value, Skipped) else value, "skipped": isinstance(value, Skipped)}
+            for name, value in outputs.items()
+        }
+        return {"tasks": tasks}
+
+    def _evaluate(self, spec: ManifestTask, what: str, source: str, context: Mapping[str, Any]) -> Any:
+        try:
+            return _ENV.compile_expression(source, undefined_to_none=False)(**context)
+        except TemplateError as error:
+            raise ManifestError(f"task '{spec.name}': {what}: {_message(error)}") from None
+
+    def _render(self, spec: ManifestTask, task: Task, context: Mapping[str, Any]) -> Task:
+        try:
+            instruction = self._templates[spec.name].render(**context)
+        except TemplateError as error:
+            raise ManifestError(f"task '{spec.name}': instruction: {_message(error)}") from None
+        return task.model_copy(update={"instruction": instruction})
+
+
+def _as_items(value: Any) -> list[Any]:
+    """The items of a `map`: a list, JSON text of a list (code fences allowed), or non-empty lines."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a list or text, got {type(value).__name__}")
+    text = value.strip()
+    if text.startswith("```"):
+        # Models often fence JSON; the fence lines are not items.
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("```")).strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, list):
+            return parsed
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+@dataclass
+class ManifestResult:
+    """A finished manifest run: outputs and statuses by task name, and the engine's own record."""
+
+    run: RunResult
+    outputs: dict[str, Any]
+    """Outputs of the tasks that ran and succeeded (a list for a `map` task), by name."""
+    statuses: dict[str, TaskStatus]
+    """Each task's status; a task skipped by `run_if` (or below one) is `SKIPPED`, not succeeded."""
+    usage: Usage
+    task_usage: dict[str, Usage]
+    loop: LoopRecord
+
+
+async def apply_manifest(
+    manifest: Manifest,
+    *,
+    team: AutoTeam | None = None,
+    subscribers: Iterable[Subscriber] = (),
+    started: Callable[[Execution], None] | None = None,
+    workspace: Path | None = None,
+) -> ManifestResult:
+    """Run `manifest` with `team`'s models, budget and limits (a team without memory by default).
+
+    The manifest's inline agents join the team's registry for this run. With ``dynamic: true`` the
+    planner reflects and replans towards the manifest's description (or name), as `Team.execute` does.
+    `started` receives the live execution, for a caller that wants to cancel it.
+    """
+    team = team or AutoTeam(memory=False)
+    registry = Registry(
+        [*team.registry.agents.values(), *manifest.cards().values()], team.registry.tools.values(), team.registry.prices
+    )
+    dispatcher = Dispatcher(registry)
+    graph = manifest.to_graph()
+    try:
+        assignments = dispatcher.assign_all(graph)
+        for assignment in assignments.values():
+            for agent in assignment.chain():
+                for spec in (agent.model or team.settings.model, *agent.fallback_models):
+                    team.model(spec)
+    except UserError as error:
+        raise ManifestError(f"manifest '{manifest.name}': {error.message}") from None
+    meter = team.meter()
+    metered: dict[str, Model] = {}
+
+    def model_for(spec: str) -> Model:
+        if spec not in metered:
+            metered[spec] = MeteredModel(team.model(spec), meter)
+        return metered[spec]
+
+    # This mirrors Team.execute, which takes no run_task of its own: the manifest runner must sit between
+    # the engine and the agents to render templates, check run_if and map.
+    run_id = uuid.uuid4().hex[:12]
+    runner = AgentRunner(
+        dispatcher=dispatcher,
+        model_for=model_for,
+        default_model=team.settings.model,
+        workspace=workspace or team.settings.home / "workspaces" / run_id,
+        goal=manifest.goal,
+        run_id=run_id,
+        assignments=assignments,
+    )
+    engine = Engine(
+        ManifestRunner(manifest, runner, team.max_concurrency),
+        max_concurrency=team.max_concurrency,
+        limits={"local": 1},  # the embedded model answers one request at a time
+        limit_key=lambda task: dispatcher.assign(task).agent.model or team.settings.model,
+        retry=RetryPolicy(retries=team.retries),
+        timeout=team.timeout,
+    )
+    runner.emit = engine.events.emit
+    loop = None
+    if manifest.dynamic:
+        planning = model_for(team.settings.planning_model)
+        loop = DynamicLoop(
+            manifest.goal,
+            Reflector(planning, team.reflection),
+            Replanner(planning, registry.capabilities()),
+            meter,
+            max_replans=team.max_replans,
+            emit=engine.events.emit,
+        )
+        engine.subscribe(loop.on_event)
+    for subscriber in subscribers:
+        engine.subscribe(subscriber)
+    execution = engine.start(graph, run_id=run_id)
+    if loop is not None:
+        loop.attach(execution)
+    if started is not None:
+        started(execution)
+    try:
+        result = await execution
+    finally:
+        if loop is not None:
+            await loop.close()
+    statuses = {
+        task_id: TaskStatus.SKIPPED if isinstance(result.outputs.get(task_id), Skipped) else status
+        for task_id, status in result.statuses.items()
+    }
+    outputs = {task_id: out for task_id, out in result.outputs.items() if not isinstance(out, Skipped)}
+    return ManifestResult(
+        run=result,
+        outputs=outputs,
+        statuses=statuses,
+        usage=meter.usage,
+        task_usage=dict(runner.task_usage),
+        loop=loop.record if loop else LoopRecord(graphs=[graph]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- round trip
+
+
+def graph_to_manifest(graph: TaskGraph, *, name: str = "plan", description: str = "") -> dict[str, Any]:
+    """A manifest (as plain data, ready for YAML) that loads back into the same graph.
+
+    Tasks keep their capability and any pinned agent, so the registry's agents take them as before.
+    Instructions that contain Jinja delimiters are wrapped in ``{% raw %}`` so they stay literal text (the
+    loaded graph then carries the wrapped form).
+    """
+    tasks: list[dict[str, Any]] = []
+    for task in graph.tasks:
+        entry: dict[str, Any] = {"name": task.id}
+        if task.agent is not None:
+            entry["agent"] = task.agent
+        entry["capability"] = task.capability
+        entry["instruction"] = _literal(task.instruction)
+        if task.depends_on:
+            entry["depends_on"] = list(task.depends_on)
+        if task.expected_output:
+            entry["expected_output"] = task.expected_output
+        if task.retries is not None:
+            entry["retries"] = task.retries
+        if task.timeout is not None:
+            entry["timeout"] = task.timeout
+        tasks.append(entry)
+    data: dict[str, Any] = {"name": name}
+    if description:
+        data["description"] = description
+    data["tasks"] = tasks
+    return data
+
+
+def _literal(text: str) -> str:
+    if any(mark in text for mark in ("{{", "{%", "{#")):
+        return "{% raw %}" + text + "{% endraw %}"
+    return text
+
+
+def dump_manifest(data: Mapping[str, Any], path: str | Path) -> None:
+    """Write manifest data (from `graph_to_manifest`) as YAML."""
+    Path(path).write_text(yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+__all__ = [
+    "Manifest",
+    "ManifestAgent",
+    "ManifestError",
+    "ManifestResult",
+    "ManifestRunner",
+    "ManifestTask",
+    "Skipped",
+    "apply_manifest",
+    "dump_manifest",
+    "graph_to_manifest",
+    "load_manifest",
+]

@@ -1,0 +1,487 @@
+"""The run store: every run, its tasks and its full event log, in SQLite under the home folder.
+
+The store only reads events (like the console view), through `RunStore.subscriber`, plus the final answer and
+usage through `RunStore.finish`. It lives at ``<ORQUESTRA_HOME>/runs.sqlite3``. Several processes may share one
+home: the database runs in WAL mode (readers never block the writer), waits for a busy lock instead of failing,
+and keeps every transaction to one event, so no process holds the lock for long.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from orquestra.config import home_dir
+from orquestra.events import (
+    Event,
+    GraphPatched,
+    RunFinished,
+    RunStarted,
+    TaskCancelled,
+    TaskFailed,
+    TaskReady,
+    TaskSkipped,
+    TaskStarted,
+    TaskSucceeded,
+)
+from orquestra.exceptions import UserError
+from orquestra.graph import TaskGraph
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "runs.sqlite3"
+"""The store's file name inside the home folder."""
+
+MIN_PREFIX = 6
+"""The shortest run id prefix that `RunStore.get` resolves; shorter ones match too many runs to be useful."""
+
+BUSY_TIMEOUT = 10.0
+"""Seconds a write waits for another process's lock before it gives up."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    goal TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'running',
+    reason TEXT NOT NULL DEFAULT '',
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    model TEXT NOT NULL DEFAULT '',
+    usage TEXT,
+    answer TEXT,
+    graph TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+CREATE TABLE IF NOT EXISTS tasks (
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    capability TEXT NOT NULL DEFAULT '',
+    agent TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'pending',
+    output TEXT,
+    error TEXT,
+    elapsed REAL,
+    PRIMARY KEY (run_id, task_id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    at REAL NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as the store keeps it."""
+
+    id: str
+    goal: str
+    status: str
+    """'running' until the run ends, then a `RunStatus` value."""
+    reason: str
+    """Why the run ended early, or which tasks failed."""
+    started_at: float
+    finished_at: float | None
+    model: str
+    """The default model of the run, when the caller said."""
+    usage: dict[str, Any] | None
+    """Requests, tokens and cost, once `RunStore.finish` recorded them."""
+    answer: str | None
+    graph: dict[str, Any] | None
+    """The graph as it stood last (patches included), as JSON data."""
+    tasks_done: int = 0
+    """Tasks that succeeded."""
+    tasks_total: int = 0
+    """Tasks in the graph as it stood last."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """One task of a run, as it stood last."""
+
+    task_id: str
+    capability: str
+    agent: str
+    """The agent that ran it, when known (pinned in the graph, or given to `RunStore.finish`)."""
+    status: str
+    """A `TaskStatus` value."""
+    output: str | None
+    error: str | None
+    elapsed: float | None
+    """Seconds from the start of the run to the end of the task."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One event of a run's log."""
+
+    seq: int
+    """Position in the run's log, from 0."""
+    type: str
+    """The event's class name, e.g. 'TaskSucceeded'."""
+    at: float
+    payload: dict[str, Any]
+    """The event's fields other than `run_id` and `at`, as JSON data."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    """Everything the store holds about one run."""
+
+    run: RunRecord
+    tasks: list[TaskRecord]
+    events: list[EventRecord]
+
+
+class UnknownRun(UserError, LookupError):
+    """No recorded run has this id (or prefix), or the prefix matches several runs."""
+
+
+_Summaries = list[RunRecord]
+
+
+def store_path(home: Path | None = None) -> Path:
+    """Where the run store of `home` (the configured home folder by default) lives."""
+    return (home or home_dir()) / STORE_FILE
+
+
+def open_store(home: Path | None = None) -> RunStore:
+    """Open (creating it if needed) the run store of `home`, the configured home folder by default."""
+    return RunStore(store_path(home))
+
+
+def to_jsonable(value: Any) -> Any:
+    """`value` as JSON data: dataclasses field by field, pydantic models dumped, anything unknown as text."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # Not dataclasses.asdict: it deep-copies every field, pydantic graphs included, before we dump them.
+        return {field.name: to_jsonable(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(item) for item in value]
+    return str(value)
+
+
+def _payload(event: Event) -> dict[str, Any]:
+    return {
+        field.name: to_jsonable(getattr(event, field.name))
+        for field in dataclasses.fields(event)
+        if field.name not in ("run_id", "at")
+    }
+
+
+def _output_text(output: Any) -> str:
+    if isinstance(output, str):
+        return output
+    return json.dumps(to_jsonable(output), ensure_ascii=False)
+
+
+class RunStore:
+    """Runs, tasks and events in one SQLite file; safe to share between threads and processes.
+
+    Use it as a context manager, or call `close`: the connection must not outlive the store.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: each write opens its own short `BEGIN IMMEDIATE` transaction (see `_write`).
+        # check_same_thread is off because callers move work to threads (asyncio.to_thread); the lock
+        # serialises use of the one connection.
+        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL loses no data on a crash, only the last commits on power loss, and spares
+            # an fsync per event: this is what keeps a write per event cheap.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            with self._write() as db:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection; the store cannot be used afterwards."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction, taking the write lock up front.
+
+        IMMEDIATE waits for the lock (busy_timeout) at BEGIN; a deferred transaction that reads first and
+        writes later could instead fail with "database is locked" when another process wrote in between.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # ---------------------------------------------------------------- recording
+
+    def subscriber(self, run_id: str, goal: str = "", *, model: str = "") -> Callable[[Event], None]:
+        """An engine subscriber that records every event of run `run_id` and keeps its run and tasks current.
+
+        Events of other runs (an engine may run several) are ignored. A failed write is logged once as a
+        warning and never reaches the engine: losing a record must not stop a run.
+        """
+        seq = 0
+        warned = False
+
+        def record(event: Event) -> None:
+            nonlocal seq, warned
+            if event.run_id != run_id:
+                return
+            try:
+                self._record(event, seq, goal, model)
+                seq += 1
+            except Exception as error:
+                if not warned:
+                    warned = True
+                    log.warning("the run store %s could not record run %s: %s", self.path, run_id, error)
+
+        return record
+
+    def _record(self, event: Event, seq: int, goal: str, model: str) -> None:
+        payload = json.dumps(_payload(event), ensure_ascii=False)
+        with self._write() as db:
+            if isinstance(event, RunStarted):
+                db.execute(
+                    "INSERT INTO runs (id, goal, status, started_at, model, graph) VALUES (?, ?, 'running', ?, ?, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET goal = excluded.goal, started_at = excluded.started_at,"
+                    " model = excluded.model, graph = excluded.graph",
+                    (event.run_id, goal, event.at, model, event.graph.model_dump_json()),
+                )
+                self._sync_tasks(db, event.run_id, event.graph)
+            # Written after RunStarted's row so that every logged event belongs to a known run.
+            db.execute(
+                "INSERT OR REPLACE INTO events (run_id, seq, type, at, payload) VALUES (?, ?, ?, ?, ?)",
+                (event.run_id, seq, type(event).__name__, event.at, payload),
+            )
+            self._update(db, event)
+
+    def _update(self, db: sqlite3.Connection, event: Event) -> None:
+        """Bring the runs and tasks tables up to date with `event`."""
+        task_sql = "UPDATE tasks SET status = ?, output = ?, error = ?, elapsed = ? WHERE run_id = ? AND task_id = ?"
+        match event:
+            case TaskReady(task_id=task_id) | TaskStarted(task_id=task_id):
+                status = "ready" if isinstance(event, TaskReady) else "running"
+                db.execute(
+                    "UPDATE tasks SET status = ? WHERE run_id = ? AND task_id = ?", (status, event.run_id, task_id)
+                )
+            case TaskSucceeded(task_id=task_id, output=output, elapsed=elapsed):
+                db.execute(task_sql, ("succeeded", _output_text(output), None, elapsed, event.run_id, task_id))
+            case TaskFailed(task_id=task_id, error=error, elapsed=elapsed):
+                db.execute(task_sql, ("failed", None, error, elapsed, event.run_id, task_id))
+            case TaskSkipped(task_id=task_id, because=because):
+                skipped = f"skipped: task '{because}' did not succeed"
+                db.execute(task_sql, ("skipped", None, skipped, None, event.run_id, task_id))
+            case TaskCancelled(task_id=task_id):
+                db.execute(task_sql, ("cancelled", None, None, None, event.run_id, task_id))
+            case GraphPatched(graph=graph):
+                db.execute("UPDATE runs SET graph = ? WHERE id = ?", (graph.model_dump_json(), event.run_id))
+                self._sync_tasks(db, event.run_id, graph)
+            case RunFinished(status=status, reason=reason):
+                db.execute(
+                    "UPDATE runs SET status = ?, reason = ?, finished_at = ? WHERE id = ?",
+                    (status, reason, event.at, event.run_id),
+                )
+            case _:
+                pass
+
+    @staticmethod
+    def _sync_tasks(db: sqlite3.Connection, run_id: str, graph: TaskGraph) -> None:
+        """Make the run's task rows match `graph`: new tasks pending, removed ones gone, statuses kept."""
+        ids = [task.id for task in graph.tasks]
+        placeholders = ",".join("?" * len(ids))
+        db.execute(f"DELETE FROM tasks WHERE run_id = ? AND task_id NOT IN ({placeholders})", (run_id, *ids))
+        db.executemany(
+            "INSERT INTO tasks (run_id, task_id, capability, agent) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (run_id, task_id) DO UPDATE SET capability = excluded.capability,"
+            " agent = CASE WHEN excluded.agent = '' THEN tasks.agent ELSE excluded.agent END",
+            [(run_id, task.id, task.capability, task.agent or "") for task in graph.tasks],
+        )
+
+    def finish(
+        self,
+        run_id: str,
+        *,
+        answer: str,
+        usage: Mapping[str, Any],
+        graph_json: str | None = None,
+        status: str,
+        reason: str = "",
+        agents: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Record how run `run_id` ended: its answer, usage, final graph and, optionally, each task's agent.
+
+        Like the subscriber it never raises: it logs a warning and returns False when the write failed.
+        """
+        now = time.time()
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO runs (id, status, reason, started_at, finished_at, usage, answer, graph)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
+                    " reason = excluded.reason, finished_at = COALESCE(runs.finished_at, excluded.finished_at),"
+                    " usage = excluded.usage, answer = excluded.answer, graph = COALESCE(excluded.graph, runs.graph)",
+                    (run_id, status, reason, now, now, json.dumps(to_jsonable(usage)), answer, graph_json),
+                )
+                if agents:
+                    db.executemany(
+                        "UPDATE tasks SET agent = ? WHERE run_id = ? AND task_id = ?",
+                        [(agent, run_id, task_id) for task_id, agent in agents.items()],
+                    )
+        except Exception as error:
+            log.warning("the run store %s could not record the end of run %s: %s", self.path, run_id, error)
+            return False
+        return True
+
+    # ---------------------------------------------------------------- reading
+
+    def list(self, limit: int = 20) -> _Summaries:
+        """The most recent runs, newest first, with their task counts (no events, no outputs)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT r.*, (SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.status = 'succeeded'),"
+                " (SELECT count(*) FROM tasks t WHERE t.run_id = r.id)"
+                " FROM runs r ORDER BY r.started_at DESC, r.rowid DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [_run_record(row) for row in rows]
+
+    def count(self) -> int:
+        """How many runs the store holds."""
+        with self._lock:
+            (total,) = self._db.execute("SELECT count(*) FROM runs").fetchone()
+        return int(total)
+
+    def resolve(self, run_id: str) -> str:
+        """The full id of the run whose id is `run_id` or starts with it (at least `MIN_PREFIX` characters).
+
+        Raises `UnknownRun` when no run, or more than one, matches.
+        """
+        with self._lock:
+            if self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+                return run_id
+            matches = []
+            if len(run_id) >= MIN_PREFIX:
+                # substr, not LIKE: an id may hold '_', which LIKE reads as a wildcard.
+                matches = [
+                    row[0]
+                    for row in self._db.execute(
+                        "SELECT id FROM runs WHERE substr(id, 1, ?) = ? ORDER BY started_at DESC LIMIT 6",
+                        (len(run_id), run_id),
+                    )
+                ]
+        if len(matches) == 1:
+            return str(matches[0])
+        if matches:
+            raise UnknownRun(f"run id '{run_id}' is ambiguous: it starts {', '.join(matches)}; give more characters")
+        hint = f" (a prefix needs at least {MIN_PREFIX} characters)" if len(run_id) < MIN_PREFIX else ""
+        raise UnknownRun(f"no recorded run with id '{run_id}'{hint} (see `orquestra runs list`)")
+
+    def get(self, run_id: str) -> StoredRun:
+        """The run `run_id` (or a unique prefix of it) with its tasks and events; `UnknownRun` if none."""
+        full_id = self.resolve(run_id)
+        with self._lock:
+            run = self._db.execute(
+                "SELECT r.*, (SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.status = 'succeeded'),"
+                " (SELECT count(*) FROM tasks t WHERE t.run_id = r.id) FROM runs r WHERE r.id = ?",
+                (full_id,),
+            ).fetchone()
+            tasks = self._db.execute(
+                "SELECT task_id, capability, agent, status, output, error, elapsed FROM tasks"
+                " WHERE run_id = ? ORDER BY rowid",
+                (full_id,),
+            ).fetchall()
+            events = self._db.execute(
+                "SELECT seq, type, at, payload FROM events WHERE run_id = ? ORDER BY seq", (full_id,)
+            ).fetchall()
+        if run is None:  # deleted by another process between resolve and here
+            raise UnknownRun(f"no recorded run with id '{run_id}' (see `orquestra runs list`)")
+        return StoredRun(
+            run=_run_record(run),
+            tasks=[TaskRecord(*row) for row in tasks],
+            events=[EventRecord(seq, kind, at, json.loads(payload)) for seq, kind, at, payload in events],
+        )
+
+    def export(self, run_id: str) -> dict[str, Any]:
+        """The run `run_id` with its tasks and events as JSON data; `UnknownRun` if none."""
+        exported: dict[str, Any] = dataclasses.asdict(self.get(run_id))
+        return exported
+
+    def delete(self, run_id: str) -> str:
+        """Delete the run `run_id` (or a unique prefix of it) with its tasks and events; returns its full id."""
+        full_id = self.resolve(run_id)
+        with self._write() as db:
+            for table, column in (("events", "run_id"), ("tasks", "run_id"), ("runs", "id")):
+                db.execute(f"DELETE FROM {table} WHERE {column} = ?", (full_id,))
+        return full_id
+
+
+def _run_record(row: tuple[Any, ...]) -> RunRecord:
+    run_id, goal, status, reason, started_at, finished_at, model, usage, answer, graph, done, total = row
+    return RunRecord(
+        id=run_id,
+        goal=goal,
+        status=status,
+        reason=reason,
+        started_at=started_at,
+        finished_at=finished_at,
+        model=model,
+        usage=json.loads(usage) if usage else None,
+        answer=answer,
+        graph=json.loads(graph) if graph else None,
+        tasks_done=done,
+        tasks_total=total,
+    )
+
+
+__all__ = [
+    "EventRecord",
+    "RunRecord",
+    "RunStore",
+    "StoredRun",
+    "TaskRecord",
+    "UnknownRun",
+    "open_store",
+    "store_path",
+    "to_jsonable",
+]
