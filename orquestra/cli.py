@@ -37,6 +37,7 @@ from orquestra.models import Model, Usage
 from orquestra.planner import PlanResult
 from orquestra.reflect import ReflectionMode
 from orquestra.registry import AgentCard, Registry
+from orquestra.repl import repl_command
 from orquestra.team import AutoTeam, TeamResult
 
 EXIT_FAILED = 1
@@ -55,6 +56,7 @@ registry_app = typer.Typer(help="List and show the agents and tools of the regis
 app.add_typer(graph_app, name="graph")
 app.add_typer(registry_app, name="registry")
 app.command("apply")(apply_command)
+app.command("repl")(repl_command)
 app.add_typer(runs_app, name="runs", help="List, show and export the runs Orquestra recorded.")
 app.add_typer(memory_app, name="memory", help="List, search, show and forget the runs long-term memory keeps.")
 

@@ -1,0 +1,396 @@
+"""`orquestra repl`: an interactive session. A plain line is a goal to plan and run; a /command inspects or steers.
+
+Ctrl-C during a plan or a run stops it and returns to the prompt; Ctrl-C at the prompt clears the line and
+Ctrl-D (or /exit) ends the session. Every error is one line, then the prompt comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import WordCompleter
+from prompt_toolkit.history import FileHistory
+from rich.console import Console
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from orquestra.budget import Budget, BudgetMeter
+from orquestra.config import load_settings
+from orquestra.console import ProgressView, graph_tree, run_summary
+from orquestra.engine import Execution
+from orquestra.events import Event, Replanned
+from orquestra.exceptions import OrquestraError, UserError
+from orquestra.graph import TaskGraph
+from orquestra.graphfile import dump_graph, load_graph
+from orquestra.planner import PlanResult
+from orquestra.registry import Registry
+from orquestra.team import AutoTeam, TeamResult
+
+T = TypeVar("T")
+Command = Callable[[str], Awaitable[None]]
+
+console = Console()
+
+PROMPT = "orquestra> "
+BUDGET_KEYS = {"tokens": "max_tokens", "cost": "max_cost", "seconds": "max_seconds"}
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped a plan or a run before it finished."""
+
+
+class Repl:
+    """One interactive session over an `AutoTeam`: the prompt loop, and one method per command."""
+
+    def __init__(self, team: AutoTeam) -> None:
+        self.team = team
+        self.goal = ""
+        """The goal of the last plan."""
+        self.plan: PlanResult | None = None
+        """The last plan, as the planner returned it."""
+        self.graph: TaskGraph | None = None
+        """The graph /run runs: the last plan's, or its edited version."""
+        self.view: ProgressView | None = None
+        """The last run's progress view: its graph and the statuses of its tasks."""
+        self.result: TeamResult | None = None
+        """The last run's result."""
+        self.done = False
+        self._cancel: Callable[[], object] = lambda: None
+        self.commands: dict[str, tuple[Command, str]] = {
+            "/plan": (self.cmd_plan, "GOAL: plan only, show the plan, then ask whether to run it"),
+            "/run": (self.cmd_run, "run the last plan"),
+            "/graph": (self.cmd_graph, "the current or last graph, with statuses"),
+            "/why": (self.cmd_why, "why the last run replanned, and what changed"),
+            "/agents": (self.cmd_agents, "the registry's agents and their capabilities"),
+            "/model": (self.cmd_model, "[NAME]: show or set the default model"),
+            "/memory": (self.cmd_memory, "[TEXT]: list past runs in memory, or search them"),
+            "/history": (self.cmd_history, "the runs the store recorded"),
+            "/budget": (self.cmd_budget, "[tokens=N cost=X seconds=S]: show or set the budget per run"),
+            "/help": (self.cmd_help, "this list"),
+            "/exit": (self.cmd_exit, "end the session (also Ctrl-D)"),
+        }
+        home = team.settings.home
+        home.mkdir(parents=True, exist_ok=True)
+        self.session: PromptSession[str] = PromptSession(
+            history=FileHistory(str(home / "repl_history")),
+            completer=WordCompleter(list(self.commands), sentence=True),
+        )
+        self._ask: PromptSession[str] = PromptSession()
+
+    # ---------------------------------------------------------------- the loop
+
+    async def loop(self) -> None:
+        """Read and handle lines until /exit or Ctrl-D."""
+        console.print("[dim]Type a goal to plan and run it, or /help for the commands.[/dim]")
+        while not self.done:
+            try:
+                line = await self.session.prompt_async(PROMPT)
+            except KeyboardInterrupt:
+                continue
+            except EOFError:
+                break
+            await self.handle(line)
+
+    async def handle(self, line: str) -> None:
+        """Handle one line: a /command or a goal; any error is printed on one line."""
+        line = line.strip()
+        if not line:
+            return
+        try:
+            if line.startswith("/"):
+                name, _, argument = line.partition(" ")
+                if name not in self.commands:
+                    raise UserError(f"unknown command '{name}' (/help lists the commands)")
+                await self.commands[name][0](argument.strip())
+            else:
+                await self.cmd_goal(line)
+        except Interrupted:
+            console.print("[yellow]interrupted[/yellow]")
+        except OrquestraError as error:
+            _error(error.message)
+        except Exception as error:  # a session outlives any one command's failure
+            _error(f"{type(error).__name__}: {error}")
+
+    # ---------------------------------------------------------------- commands
+
+    async def cmd_goal(self, goal: str) -> None:
+        """Plan a goal, show the plan and run it."""
+        await self._plan(goal)
+        await self.cmd_run("")
+
+    async def cmd_plan(self, goal: str) -> None:
+        """Plan a goal and show it; then ask whether to run it, edit it first, or leave it."""
+        if not goal:
+            raise UserError("/plan needs a goal, e.g. /plan compare three note-taking apps")
+        await self._plan(goal)
+        while True:
+            answer = (await self._ask.prompt_async("run it? [y/N/e(dit)] ")).strip().lower()
+            if answer in ("y", "yes"):
+                await self.cmd_run("")
+                return
+            if answer not in ("e", "edit"):
+                console.print("[dim]not run; /run runs it later[/dim]")
+                return
+            await self._edit()
+
+    async def cmd_run(self, argument: str) -> None:
+        """Run the last plan with live progress, then print the answer."""
+        if self.graph is None:
+            raise UserError("no plan yet: type a goal, or /plan GOAL")
+        graph, goal, team = self.graph, self.goal, self.team
+        agents = {task.id: team.dispatcher.assign(task).agent.name for task in graph.tasks}
+        self.view = view = ProgressView(graph, agents)
+        meter = team.meter()
+
+        def started(execution: Execution) -> None:
+            self._cancel = lambda: execution.cancel("interrupted by Ctrl-C")
+
+        async def run() -> TeamResult:
+            with Live(view, console=console, refresh_per_second=8):
+                outcome = await team.execute(
+                    graph, goal=goal, meter=meter, subscribers=[view, _announce_replans], started=started
+                )
+            with console.status("writing the answer..."):
+                return await team.finish(goal, self.plan, outcome)
+
+        self.result = result = await self._interruptible(run())
+        if result.answer:
+            console.print(Panel(Text(result.answer), title="answer", title_align="left", border_style="green"))
+        console.print(run_summary(result.run))
+        usage = result.usage
+        console.print(
+            f"[dim]model calls: {usage.requests}, tokens: {usage.input_tokens} in / {usage.output_tokens} out, "
+            f"cost: ${usage.cost:.4f}[/dim]"
+        )
+
+    async def cmd_graph(self, argument: str) -> None:
+        """Show the last run's graph with its statuses, or the last plan's graph."""
+        if self.view is not None:
+            console.print(self.view)
+        elif self.graph is not None:
+            console.print(graph_tree(self.graph, title=f"plan: {len(self.graph)} tasks"))
+        else:
+            console.print("[dim]no graph yet: type a goal, or /plan GOAL[/dim]")
+
+    async def cmd_why(self, argument: str) -> None:
+        """Show each replan of the last run: its reason and its diff."""
+        if self.result is None:
+            console.print("[dim]no run yet[/dim]")
+            return
+        if not self.result.replans:
+            console.print("[dim]the last run did not replan[/dim]")
+        for number, replan in enumerate(self.result.replans, 1):
+            title = f"replan {number}: {replan.reason}"
+            console.print(Panel(Text(replan.diff), title=title, title_align="left", border_style="yellow"))
+        if self.result.loop.ended_by:
+            console.print(Text(f"ended by: {self.result.loop.ended_by}", style="dim"))
+
+    async def cmd_agents(self, argument: str) -> None:
+        """List the registry's agents with their capabilities and models."""
+        table = Table(box=None, header_style="bold")
+        for column in ("agent", "capabilities", "model"):
+            table.add_column(column)
+        for card in sorted(self.team.registry.agents.values(), key=lambda card: card.name):
+            table.add_row(card.name, ", ".join(card.capabilities), card.model or "(default)")
+        console.print(table)
+
+    async def cmd_model(self, name: str) -> None:
+        """Show the default model, or set it (checked first, so a bad name changes nothing)."""
+        if name:
+            self.team.model(name)
+            self.team.settings = self.team.settings.with_model(name)
+        settings = self.team.settings
+        console.print(
+            Text.assemble(("model: ", "dim"), settings.model, (f" (planner: {settings.planning_model})", "dim"))
+        )
+
+    async def cmd_memory(self, text: str) -> None:
+        """List the runs memory keeps, or the ones most like `text`."""
+        memory = self.team.memory
+        if not memory.enabled:
+            console.print("[dim]memory is off[/dim]")
+            return
+        if text:
+            found = await asyncio.to_thread(memory.search, text, 10)
+            rows = [(item.run, f"{item.similarity:.2f}") for item in found]
+        else:
+            rows = [(run, "") for run in await asyncio.to_thread(memory.list, 20)]
+        if not rows:
+            console.print("[dim]nothing in memory[/dim]")
+            return
+        table = Table(box=None, header_style="bold")
+        for column in ("run", "outcome", "similarity" if text else "", "goal"):
+            table.add_column(column)
+        for run, similarity in rows:
+            table.add_row(run.run_id, run.outcome, similarity, Text(run.goal))
+        console.print(table)
+
+    async def cmd_history(self, argument: str) -> None:
+        """List the most recent runs the store recorded."""
+        store = self.team.store
+        runs = store.list(20) if store is not None else []
+        if not runs:
+            console.print("[dim]no runs recorded[/dim]")
+            return
+        table = Table(box=None, header_style="bold")
+        for column in ("run", "status", "tasks", "goal"):
+            table.add_column(column)
+        for run in runs:
+            table.add_row(run.id, run.status, f"{run.tasks_done}/{run.tasks_total}", Text(run.goal))
+        console.print(table)
+
+    async def cmd_budget(self, argument: str) -> None:
+        """Show the budget per run, or set some of its limits: tokens=N cost=X seconds=S (none clears one)."""
+        if argument:
+            self.team.budget = _parse_budget(self.team.budget, argument)
+        budget = self.team.budget
+        parts = [f"{key}={getattr(budget, field) or 'none'}" for key, field in BUDGET_KEYS.items()]
+        console.print("budget per run: " + " ".join(parts), highlight=False)
+
+    async def cmd_help(self, argument: str) -> None:
+        """List the commands."""
+        table = Table(box=None, show_header=False)
+        table.add_row("GOAL", "plan a goal and run it")
+        for name, (_, summary) in self.commands.items():
+            table.add_row(name, Text(summary))
+        console.print(table)
+
+    async def cmd_exit(self, argument: str) -> None:
+        """End the session."""
+        self.done = True
+
+    # ---------------------------------------------------------------- helpers
+
+    async def _plan(self, goal: str) -> None:
+        meter = BudgetMeter(self.team.budget)
+        with console.status(f"planning with {self.team.settings.planning_model}..."):
+            plan = await self._interruptible(self.team.plan(goal, meter=meter))
+        self.team.dispatcher.assign_all(plan.graph)
+        self.team.check_models(plan.graph)
+        self.goal, self.plan, self.graph, self.view, self.result = goal, plan, plan.graph, None, None
+        for recalled in plan.recalled:
+            console.print(Text.assemble(("recalled: ", "dim"), recalled))
+        console.print(graph_tree(plan.graph, title=f"plan: {len(plan.graph)} tasks"))
+        for repair in plan.repairs:
+            console.print(Text.assemble(("repaired: ", "yellow"), repair))
+
+    async def _edit(self) -> None:
+        """Open the plan as YAML in $EDITOR and take it back, checked."""
+        editor = os.environ.get("EDITOR")
+        if not editor:
+            console.print("[dim]set $EDITOR to edit a plan[/dim]")
+            return
+        assert self.graph is not None
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "plan.yaml"
+            dump_graph(self.graph, path)
+            await asyncio.to_thread(subprocess.run, [*shlex.split(editor), str(path)], check=False)
+            graph = load_graph(path)
+        self.team.dispatcher.assign_all(graph)
+        self.team.check_models(graph)
+        self.graph = graph
+        console.print(graph_tree(graph, title=f"edited plan: {len(graph)} tasks"))
+
+    async def _interruptible(self, work: Coroutine[Any, Any, T]) -> T:
+        """Await `work` with Ctrl-C bound to stopping it (a run cancels its execution, so it ends cleanly)."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(work)
+        self._cancel = task.cancel
+        loop.add_signal_handler(signal.SIGINT, lambda: self._cancel())
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the session itself is being cancelled
+            raise Interrupted from None
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+            self._cancel = lambda: None
+
+
+def _parse_budget(budget: Budget, argument: str) -> Budget:
+    """`budget` with the limits `argument` sets, e.g. ``tokens=2000 cost=0.5 seconds=none``."""
+    changes: dict[str, float | int | None] = {}
+    for item in argument.split():
+        key, sep, value = item.partition("=")
+        if not sep or key not in BUDGET_KEYS:
+            raise UserError(f"/budget: expected tokens=N, cost=X or seconds=S, got '{item}'")
+        if value.lower() in ("none", "off", ""):
+            changes[BUDGET_KEYS[key]] = None
+            continue
+        try:
+            changes[BUDGET_KEYS[key]] = int(value) if key == "tokens" else float(value)
+        except ValueError:
+            raise UserError(f"/budget: {key} must be a number, got '{value}'") from None
+    return dataclasses.replace(budget, **changes)  # type: ignore[arg-type]
+
+
+def _announce_replans(event: Event) -> None:
+    if isinstance(event, Replanned):
+        console.print(
+            Panel(Text(event.diff), title=f"replan: {event.reason}", title_align="left", border_style="yellow")
+        )
+
+
+def _error(message: str) -> None:
+    console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+
+
+def repl_command(
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Default model (local, openai:<model>, ...).", show_default=False),
+    ] = None,
+    planner_model: Annotated[
+        str | None, typer.Option("--planner-model", help="Model for planning, if not the default.", show_default=False)
+    ] = None,
+    registry: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--registry", "-r", help="A registry folder added on top; repeatable.", envvar="ORQUESTRA_REGISTRY"
+        ),
+    ] = None,
+    memory: Annotated[
+        bool, typer.Option("--memory/--no-memory", help="Recall similar past runs before planning, and remember runs.")
+    ] = True,
+) -> None:
+    """Start an interactive session: type a goal to plan and run it, or a /command (/help lists them)."""
+    try:
+        settings = load_settings()
+        cards = Registry.load(*settings.registry, *(registry or []))
+        team = AutoTeam(
+            registry=cards,
+            settings=settings,
+            model=model,
+            planner_model=planner_model,
+            memory=None if memory else False,
+        )
+        team.model()  # a bad model string fails now, not at the first goal
+    except UserError as error:
+        _error(error.message)
+        raise typer.Exit(2) from None
+    try:
+        asyncio.run(Repl(team).loop())
+    finally:
+        team.close()
+
+
+if __name__ == "__main__":
+    # instructor logs every failed attempt at ERROR; the session reports the outcome itself.
+    logging.getLogger("instructor").setLevel(logging.CRITICAL)
+    typer.run(repl_command)
