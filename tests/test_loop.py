@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -65,7 +66,7 @@ def brain(
 
 
 def _cited(prompt: str) -> list[str]:
-    return [line.strip("-[] ") for line in prompt.splitlines() if line.startswith("--- [")]
+    return re.findall(r"^Result of task (\S+):$", prompt, flags=re.M)
 
 
 def make_team(answer: Callable[[Sequence[Message]], Any], **options: Any) -> tuple[AutoTeam, ScriptedModel]:
