@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,19 +39,15 @@ from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from orquestra.agent import AgentRunner
-from orquestra.budget import MeteredModel
 from orquestra.config import load_settings
 from orquestra.dispatch import Dispatcher
-from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunTask, TaskStatus
+from orquestra.engine import Execution, RunResult, RunTask, TaskStatus
 from orquestra.events import Subscriber
 from orquestra.exceptions import UserError
 from orquestra.graph import Task, TaskGraph, TaskId, find_cycle
-from orquestra.loop import DynamicLoop, LoopRecord
-from orquestra.models import PROVIDERS, Model, Usage
-from orquestra.reflect import Reflector
+from orquestra.loop import LoopRecord
+from orquestra.models import PROVIDERS, Usage
 from orquestra.registry import AgentCard, Registry
-from orquestra.replanner import Replanner
 from orquestra.team import AutoTeam
 
 _AGENT_NAME = r"^[a-z][a-z0-9_\-]*$"  # the registry's rule, so inline agents become ordinary cards
@@ -622,66 +617,21 @@ async def apply_manifest(
     dispatcher = Dispatcher(registry)
     graph = manifest.to_graph()
     try:
-        assignments = dispatcher.assign_all(graph)
-        for assignment in assignments.values():
-            for agent in assignment.chain():
-                for spec in (agent.model or team.settings.model, *agent.fallback_models):
-                    team.model(spec)
+        dispatcher.assign_all(graph)
+        team.check_models(graph, dispatcher)
     except UserError as error:
         raise ManifestError(f"manifest '{manifest.name}': {error.message}") from None
-    meter = team.meter()
-    metered: dict[str, Model] = {}
-
-    def model_for(spec: str) -> Model:
-        if spec not in metered:
-            metered[spec] = MeteredModel(team.model(spec), meter)
-        return metered[spec]
-
-    # This mirrors Team.execute, which takes no run_task of its own: the manifest runner must sit between
-    # the engine and the agents to render templates, check run_if and map.
-    run_id = uuid.uuid4().hex[:12]
-    runner = AgentRunner(
-        dispatcher=dispatcher,
-        model_for=model_for,
-        default_model=team.settings.model,
-        workspace=workspace or team.settings.home / "workspaces" / run_id,
+    outcome = await team.execute(
+        graph,
         goal=manifest.goal,
-        run_id=run_id,
-        assignments=assignments,
+        dynamic=manifest.dynamic,
+        subscribers=subscribers,
+        started=started,
+        workspace=workspace,
+        dispatcher=dispatcher,
+        wrap=lambda runner: ManifestRunner(manifest, runner, team.max_concurrency),
     )
-    engine = Engine(
-        ManifestRunner(manifest, runner, team.max_concurrency),
-        max_concurrency=team.max_concurrency,
-        limits={"local": 1},  # the embedded model answers one request at a time
-        limit_key=lambda task: dispatcher.assign(task).agent.model or team.settings.model,
-        retry=RetryPolicy(retries=team.retries),
-        timeout=team.timeout,
-    )
-    runner.emit = engine.events.emit
-    loop = None
-    if manifest.dynamic:
-        planning = model_for(team.settings.planning_model)
-        loop = DynamicLoop(
-            manifest.goal,
-            Reflector(planning, team.reflection),
-            Replanner(planning, registry.capabilities()),
-            meter,
-            max_replans=team.max_replans,
-            emit=engine.events.emit,
-        )
-        engine.subscribe(loop.on_event)
-    for subscriber in subscribers:
-        engine.subscribe(subscriber)
-    execution = engine.start(graph, run_id=run_id)
-    if loop is not None:
-        loop.attach(execution)
-    if started is not None:
-        started(execution)
-    try:
-        result = await execution
-    finally:
-        if loop is not None:
-            await loop.close()
+    result = outcome.run
     statuses = {
         task_id: TaskStatus.SKIPPED if isinstance(result.outputs.get(task_id), Skipped) else status
         for task_id, status in result.statuses.items()
@@ -691,9 +641,9 @@ async def apply_manifest(
         run=result,
         outputs=outputs,
         statuses=statuses,
-        usage=meter.usage,
-        task_usage=dict(runner.task_usage),
-        loop=loop.record if loop else LoopRecord(graphs=[graph]),
+        usage=outcome.meter.usage,
+        task_usage=dict(outcome.runner.task_usage),
+        loop=outcome.loop,
     )
 
 

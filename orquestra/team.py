@@ -17,10 +17,10 @@ from orquestra.agent import AgentRunner
 from orquestra.budget import Budget, BudgetMeter, MeteredModel
 from orquestra.config import Settings, load_settings
 from orquestra.dispatch import Dispatcher
-from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus
+from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, RunTask
 from orquestra.events import Event, Planned, Subscriber, TeamFinished
 from orquestra.exceptions import UserError
-from orquestra.graph import Task, TaskGraph
+from orquestra.graph import TaskGraph
 from orquestra.loop import DynamicLoop, LoopRecord, ReplanRecord
 from orquestra.memory import DisabledMemory, Memory, Recalled, open_memory
 from orquestra.models import Model, RetryingModel, Usage, infer_model
@@ -172,10 +172,10 @@ class AutoTeam:
             self._models[spec] = RetryingModel(model) if hosted else model
         return self._models[spec]
 
-    def check_models(self, graph: TaskGraph) -> None:
+    def check_models(self, graph: TaskGraph, dispatcher: Dispatcher | None = None) -> None:
         """Resolve every model the graph's agents will use, so a bad model string fails before the run."""
         for task in graph.tasks:
-            for agent in self.dispatcher.assign(task).chain():
+            for agent in (dispatcher or self.dispatcher).assign(task).chain():
                 for spec in (agent.model or self.settings.model, *agent.fallback_models):
                     self.model(spec)
 
@@ -208,13 +208,19 @@ class AutoTeam:
         started: Callable[[Execution], None] | None = None,
         workspace: Path | None = None,
         run_id: str | None = None,
+        dispatcher: Dispatcher | None = None,
+        wrap: Callable[[AgentRunner], RunTask] | None = None,
     ) -> Outcome:
         """Run `graph` with the registry's agents, under the dynamic loop when `dynamic` (and a goal) is set.
 
+        `dispatcher` replaces the team's for this run (e.g. with a manifest's inline agents); `wrap` puts a
+        layer between the engine and the agents (e.g. a manifest's templates, run_if and map).
+
         `started` receives the live execution, for a caller that wants to cancel it.
         """
-        assignments = self.dispatcher.assign_all(graph)
-        self.check_models(graph)
+        dispatcher = dispatcher or self.dispatcher
+        assignments = dispatcher.assign_all(graph)
+        self.check_models(graph, dispatcher)
         meter = meter or self.meter()
         metered: dict[str, Model] = {}
 
@@ -225,7 +231,7 @@ class AutoTeam:
 
         run_id = run_id or uuid.uuid4().hex[:12]
         runner = AgentRunner(
-            dispatcher=self.dispatcher,
+            dispatcher=dispatcher,
             model_for=model_for,
             default_model=self.settings.model,
             workspace=workspace or self.settings.home / "workspaces" / run_id,
@@ -234,12 +240,12 @@ class AutoTeam:
             assignments=assignments,
         )
         engine = Engine(
-            runner,
+            wrap(runner) if wrap else runner,
             max_concurrency=self.max_concurrency,
             # One slot per embedded model: it answers one request at a time, and a task waiting for it
             # should show as waiting, not running.
             limits={"local": 1},
-            limit_key=self._model_key,
+            limit_key=lambda task: dispatcher.assign(task).agent.model or self.settings.model,
             retry=RetryPolicy(retries=self.retries),
             timeout=self.timeout,
         )
@@ -252,7 +258,7 @@ class AutoTeam:
             loop = DynamicLoop(
                 goal,
                 Reflector(planning, self.reflection),
-                Replanner(planning, self.registry.capabilities()),
+                Replanner(planning, dispatcher.registry.capabilities()),
                 meter,
                 max_replans=self.max_replans,
                 emit=engine.events.emit,
@@ -349,7 +355,3 @@ class AutoTeam:
             workspace=runner.workspace,
             loop=outcome.loop,
         )
-
-    def _model_key(self, task: Task) -> str:
-        assignment = self.dispatcher.assign(task)
-        return assignment.agent.model or self.settings.model
