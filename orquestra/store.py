@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from orquestra.config import home_dir
 from orquestra.events import (
@@ -198,6 +199,25 @@ def _output_text(output: Any) -> str:
     return json.dumps(to_jsonable(output), ensure_ascii=False)
 
 
+def _is_locked(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
+@retry(
+    retry=retry_if_exception(_is_locked),
+    stop=stop_after_delay(BUSY_TIMEOUT),
+    wait=wait_random_exponential(multiplier=0.01, max=0.25),
+    reraise=True,
+)
+def _enable_wal(db: sqlite3.Connection) -> None:
+    """Switch the file to WAL, waiting out another process doing the same.
+
+    SQLite answers "database is locked" at once, without its busy handler, when a second connection asks
+    for WAL while the first is converting the file; so the wait is ours.
+    """
+    db.execute("PRAGMA journal_mode = WAL")
+
+
 class RunStore:
     """Runs, tasks and events in one SQLite file; safe to share between threads and processes.
 
@@ -214,7 +234,7 @@ class RunStore:
         self._lock = threading.RLock()
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(self._db)
             # In WAL mode NORMAL loses no data on a crash, only the last commits on power loss, and spares
             # an fsync per event: this is what keeps a write per event cheap.
             self._db.execute("PRAGMA synchronous = NORMAL")

@@ -7,6 +7,7 @@ import json
 import logging
 import multiprocessing
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +194,30 @@ def test_open_store_lives_under_the_home(tmp_path: Path) -> None:
         (mode,) = db.execute("PRAGMA journal_mode").fetchone()
     db.close()
     assert mode == "wal"
+
+
+def test_many_connections_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    # The first open of a file switches it to WAL; SQLite refuses a second switch at the same moment with
+    # "database is locked" and no busy wait. Races on fresh files made that happen a few times in a hundred.
+    for attempt in range(40):
+        home = tmp_path / f"home{attempt}"
+        go = threading.Barrier(6)
+        errors: list[BaseException] = []
+
+        def open_it(home: Path = home, go: threading.Barrier = go, errors: list[BaseException] = errors) -> None:
+            go.wait()
+            try:
+                with open_store(home):
+                    pass
+            except BaseException as error:  # collected for the assertion below
+                errors.append(error)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
 
 
 def _record_in_process(home: str, run_id: str, tasks: int, go: Any) -> None:
