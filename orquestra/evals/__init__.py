@@ -1,0 +1,1 @@
+"""Planning-quality and whole-run evaluation: suites, adapters, metrics and reports (`orquestra eval`)."""
