@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orquestra.approval import ApprovalPolicy
 from orquestra.budget import Budget
 from orquestra.datafile import read_data
 from orquestra.exceptions import UserError, describe_validation_error
@@ -53,6 +54,7 @@ class _ConfigFile(BaseModel):
     openai: _ProviderFile = Field(default_factory=_ProviderFile)
     anthropic: _ProviderFile = Field(default_factory=_ProviderFile)
     budget: _BudgetFile = Field(default_factory=_BudgetFile, description="Default limits per run.")
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy, description="Tasks that wait for a person.")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class Settings:
     """Where `model` came from: 'flag', 'environment', 'config file' or 'default'."""
     budget: Budget = Budget()
     """Default limits per run, from the config file; flags and API arguments replace it."""
+    approval: ApprovalPolicy = ApprovalPolicy()
+    """Which tasks wait for a person's approval, beyond those the plan and agent cards mark."""
 
     @property
     def planning_model(self) -> str:
@@ -128,4 +132,5 @@ def load_settings(config_file: Path | None = None) -> Settings:
         ),
         model_source=source,
         budget=Budget(**file.budget.model_dump()),
+        approval=file.approval,
     )

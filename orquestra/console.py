@@ -13,6 +13,8 @@ from rich.tree import Tree
 
 from orquestra.engine import RunResult, RunStatus, TaskStatus
 from orquestra.events import (
+    ApprovalDecided,
+    ApprovalRequested,
     Event,
     GraphPatched,
     RunStarted,
@@ -52,11 +54,23 @@ class _Row:
     started: float | None = None
     ended: float | None = None
     note: str = ""
+    awaiting: bool = False
+    """Waiting for a person's approval (the engine still counts the task as ready)."""
 
     def elapsed(self, now: float) -> str:
         if self.started is None:
             return ""
         return f"{(self.ended or now) - self.started:.1f}s"
+
+
+def _note_approval(row: _Row, event: ApprovalRequested | ApprovalDecided) -> None:
+    if isinstance(event, ApprovalRequested):
+        row.awaiting = True
+        row.note = f"approve with: orquestra approve {event.run_id} {event.task_id}  ({'; '.join(event.reasons)})"
+    else:
+        row.awaiting = False
+        by = f" by {event.by}" if event.by else ""
+        row.note = f"{event.verdict}{by}" + (f": {event.note}" if event.note else "")
 
 
 class ProgressView:
@@ -80,6 +94,8 @@ class ProgressView:
         row = self.rows.setdefault(task_id, _Row())
         if isinstance(event, TaskReady):
             row.status = TaskStatus.READY
+        elif isinstance(event, ApprovalRequested | ApprovalDecided):
+            _note_approval(row, event)
         elif isinstance(event, TaskStarted):
             row.status, row.started = TaskStatus.RUNNING, event.at
         elif isinstance(event, TaskRetrying):
@@ -106,11 +122,13 @@ class ProgressView:
         table.add_column("note", overflow="fold", max_width=60)
         for task in self.graph.tasks:
             row = self.rows[task.id]
-            style = STYLES[row.status]
-            cells: list[RenderableType] = [Text(ICONS[row.status], style=style), task.id, task.capability]
+            style, icon, label = STYLES[row.status], ICONS[row.status], row.status.value
+            if row.awaiting and row.status is TaskStatus.READY:
+                style, icon, label = "bold blue", "?", "awaiting approval"
+            cells: list[RenderableType] = [Text(icon, style=style), task.id, task.capability]
             if self.agents:
                 cells.append(self.agents.get(task.id, ""))
-            cells += [Text(row.status.value, style=style), row.elapsed(now), row.note]
+            cells += [Text(label, style=style), row.elapsed(now), Text(row.note)]
             table.add_row(*cells)
         return table
 

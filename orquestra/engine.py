@@ -40,6 +40,9 @@ from orquestra.graph import GraphPatch, Task, TaskGraph
 RunTask = Callable[[Task, Mapping[str, Any]], Awaitable[Any]]
 """What the engine calls for each task: the task, and its dependencies' outputs by task id."""
 
+Gate = Callable[[Task], Awaitable[Task]]
+"""What a task passes before it starts: returns the task to run, or raises to fail it."""
+
 
 class TaskStatus(StrEnum):
     """Where a task is in its life."""
@@ -140,6 +143,8 @@ class Engine:
         limit_key: the key of a task for `limits` (for example the model its agent uses).
         retry: how transient errors are retried.
         timeout: seconds one attempt may take, unless the task sets its own.
+        gate: awaited once per task before it takes a concurrency slot; returns the task to run (the same,
+            or an edited form) or raises to fail it. Human approval waits here, holding no slot.
 
     """
 
@@ -152,6 +157,7 @@ class Engine:
         limit_key: Callable[[Task], str | None] | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
+        gate: Gate | None = None,
     ) -> None:
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -161,6 +167,7 @@ class Engine:
         self.limit_key = limit_key
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
+        self.gate = gate
         self.events = EventBus()
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
@@ -354,7 +361,13 @@ class Execution:
         running.add_done_callback(partial(self._on_done, task.id))
 
     async def _execute(self, task: Task) -> Any:
-        """Hold the task's slots, then run its attempts."""
+        """Pass the gate, hold the task's slots, then run its attempts."""
+        if self._engine.gate is not None:
+            passed = await self._engine.gate(task)
+            if passed != task:
+                # An edited task replaces the planned one, so the graph says what really ran.
+                self.graph = TaskGraph(tasks=tuple(passed if t.id == task.id else t for t in self.graph.tasks))
+                task = passed
         key = self._engine.limit_key(task) if self._engine.limit_key else None
         key_limit = self._engine.limits.get(key) if key is not None else None
         if self._global_slots is None and key_limit is None:

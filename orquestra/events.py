@@ -67,6 +67,28 @@ class TaskRetrying(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalRequested(Event):
+    """A task needs a person's approval before it starts; its branch waits, independent ones go on."""
+
+    task_id: str
+    agent: str
+    instruction: str
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalDecided(Event):
+    """A person (or the approval timeout) decided on a task: 'approved', 'edited' or 'rejected'."""
+
+    task_id: str
+    verdict: str
+    note: str = ""
+    instruction: str = ""
+    """The instruction the task runs with (the edited one after an edit)."""
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TaskSucceeded(Event):
     """A task finished with an output."""
 

@@ -34,6 +34,7 @@ class Task(BaseModel):
     depends_on: tuple[TaskId, ...] = Field(default=(), description="Ids of the tasks whose outputs this task needs.")
     expected_output: str = Field(default="", description="What a good result looks like.")
     agent: str | None = Field(default=None, description="Pin this task to a named agent.")
+    requires_approval: bool = Field(default=False, description="Wait for a person's approval before starting.")
     retries: int | None = Field(
         default=None, ge=0, le=20, description="Retries on transient errors; engine default if unset."
     )

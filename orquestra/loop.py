@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from orquestra.approval import ApprovalRejected
 from orquestra.budget import BudgetMeter
 from orquestra.engine import Execution, TaskStatus
 from orquestra.events import Event, Reflected, Replanned, TaskFailed, TaskSucceeded
@@ -105,6 +106,8 @@ class DynamicLoop:
             return
         if isinstance(event, TaskSucceeded):
             self._finished_since_replan += 1
+        elif isinstance(execution.errors.get(event.task_id), ApprovalRejected):
+            return  # a person said no: planning a way around that would overrule them
         if self._check_budget():
             return
         status = TaskStatus.SUCCEEDED if isinstance(event, TaskSucceeded) else TaskStatus.FAILED

@@ -43,6 +43,9 @@ class AgentCard(BaseModel):
     fallbacks: tuple[str, ...] = Field(default=(), description="Agents to try when this one fails for good.")
     cost: float = Field(default=1.0, ge=0, description="Relative cost; cheaper agents win ties.")
     priority: int = Field(default=0, description="Higher priority wins before cost is compared.")
+    requires_approval: bool = Field(
+        default=False, description="Every task given to this agent waits for a person's approval before it starts."
+    )
 
 
 class ToolCard(BaseModel):

@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +24,10 @@ from typing import Any
 from pydantic import BaseModel
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
 
+from orquestra.approval import Decision
 from orquestra.config import home_dir
 from orquestra.events import (
+    ApprovalRequested,
     Event,
     GraphPatched,
     RunFinished,
@@ -38,7 +40,7 @@ from orquestra.events import (
     TaskSucceeded,
 )
 from orquestra.exceptions import UserError
-from orquestra.graph import TaskGraph
+from orquestra.graph import Task, TaskGraph
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,19 @@ CREATE TABLE IF NOT EXISTS events (
     at REAL NOT NULL,
     payload TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    instruction TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    verdict TEXT,
+    note TEXT NOT NULL DEFAULT '',
+    new_instruction TEXT,
+    decided_by TEXT NOT NULL DEFAULT '',
+    decided_at REAL,
+    PRIMARY KEY (run_id, task_id)
 );
 """
 
@@ -142,6 +157,20 @@ class EventRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    """A request for approval of one task, and its decision once made."""
+
+    run_id: str
+    task_id: str
+    instruction: str
+    """The instruction as planned."""
+    reasons: list[str]
+    requested_at: float
+    decision: Decision | None
+    decided_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredRun:
     """Everything the store holds about one run."""
 
@@ -152,6 +181,10 @@ class StoredRun:
 
 class UnknownRun(UserError, LookupError):
     """No recorded run has this id (or prefix), or the prefix matches several runs."""
+
+
+class UnknownApproval(UserError, LookupError):
+    """No task of this run asked for approval under this id."""
 
 
 _Summaries = list[RunRecord]
@@ -183,6 +216,9 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [to_jsonable(item) for item in value]
     return str(value)
+
+
+_WAITING_STATUS: dict[type[Event], str] = {TaskReady: "ready", ApprovalRequested: "awaiting approval"}
 
 
 def _payload(event: Event) -> dict[str, Any]:
@@ -320,8 +356,8 @@ class RunStore:
         """Bring the runs and tasks tables up to date with `event`."""
         task_sql = "UPDATE tasks SET status = ?, output = ?, error = ?, elapsed = ? WHERE run_id = ? AND task_id = ?"
         match event:
-            case TaskReady(task_id=task_id) | TaskStarted(task_id=task_id):
-                status = "ready" if isinstance(event, TaskReady) else "running"
+            case TaskReady(task_id=task_id) | TaskStarted(task_id=task_id) | ApprovalRequested(task_id=task_id):
+                status = _WAITING_STATUS.get(type(event), "running")
                 db.execute(
                     "UPDATE tasks SET status = ? WHERE run_id = ? AND task_id = ?", (status, event.run_id, task_id)
                 )
@@ -392,6 +428,67 @@ class RunStore:
             log.warning("the run store %s could not record the end of run %s: %s", self.path, run_id, error)
             return False
         return True
+
+    # ---------------------------------------------------------------- approvals
+
+    def request_approval(self, run_id: str, task: Task, reasons: Sequence[str]) -> None:
+        """Record that `task` of `run_id` waits for a decision (replacing an older request for the same id)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO approvals (run_id, task_id, instruction, reasons, requested_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (run_id, task.id, task.instruction, json.dumps(list(reasons)), time.time()),
+            )
+
+    def decide(self, run_id: str, task_id: str, decision: Decision) -> Decision:
+        """Record `decision` unless one was recorded first; returns the decision in effect.
+
+        Raises `UnknownApproval` when the task never asked for approval.
+        """
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE approvals SET verdict = ?, note = ?, new_instruction = ?, decided_by = ?, decided_at = ?"
+                " WHERE run_id = ? AND task_id = ? AND verdict IS NULL",
+                (decision.verdict, decision.note, decision.instruction, decision.by, time.time(), run_id, task_id),
+            ).rowcount
+        if changed:
+            return decision
+        record = self.approval(run_id, task_id)
+        assert record.decision is not None  # the row exists (approval() raises otherwise) and is decided
+        return record.decision
+
+    def decision(self, run_id: str, task_id: str) -> Decision | None:
+        """The decision on `task_id` of `run_id`, or None while it waits (or was never asked)."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE run_id = ? AND task_id = ?", (run_id, task_id)
+            ).fetchone()
+        return None if row is None else _approval_record(row).decision
+
+    def approval(self, run_id: str, task_id: str) -> ApprovalRecord:
+        """The approval request of `task_id` in `run_id`; `UnknownApproval` when there is none."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE run_id = ? AND task_id = ?", (run_id, task_id)
+            ).fetchone()
+        if row is None:
+            raise UnknownApproval(f"task '{task_id}' of run {run_id} has not asked for approval")
+        return _approval_record(row)
+
+    def approvals(self, run_id: str | None = None, *, pending: bool = False) -> list[ApprovalRecord]:
+        """Approval requests, oldest first: of one run or of all, only those still waiting when `pending`."""
+        where, params = [], []
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        if pending:
+            where.append("verdict IS NULL")
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_APPROVAL_COLUMNS} FROM approvals{clause} ORDER BY requested_at", params
+            ).fetchall()
+        return [_approval_record(row) for row in rows]
 
     # ---------------------------------------------------------------- reading
 
@@ -505,3 +602,14 @@ __all__ = [
     "store_path",
     "to_jsonable",
 ]
+
+
+_APPROVAL_COLUMNS = (
+    "run_id, task_id, instruction, reasons, requested_at, verdict, note, new_instruction, decided_by, decided_at"
+)
+
+
+def _approval_record(row: tuple[Any, ...]) -> ApprovalRecord:
+    run_id, task_id, instruction, reasons, requested_at, verdict, note, new_instruction, by, decided_at = row
+    decision = None if verdict is None else Decision(verdict, note, new_instruction, by)
+    return ApprovalRecord(run_id, task_id, instruction, json.loads(reasons), requested_at, decision, decided_at)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orquestra.agent import AgentRunner
+from orquestra.approval import ApprovalGate, ApprovalPolicy, Approver
 from orquestra.budget import Budget, BudgetMeter, MeteredModel
 from orquestra.config import Settings, load_settings
 from orquestra.dispatch import Dispatcher
@@ -100,6 +101,11 @@ class AutoTeam:
         max_tasks: the largest plan accepted.
         timeout: seconds one task attempt may take.
         retries: task retries on transient errors (model calls have their own retries too).
+        approval: which tasks wait for a person's approval beyond those the plan and the agent cards mark
+            (the config file's policy by default).
+        approver: functions, sync or async, that decide on a task waiting for approval (an `ApprovalRequest`
+            in, a `Decision` out). Whatever they do, `orquestra approve RUN TASK` can decide too, through
+            the run store; the first decision wins.
 
     """
 
@@ -120,6 +126,8 @@ class AutoTeam:
         max_tasks: int = 8,
         timeout: float | None = None,
         retries: int = 2,
+        approval: ApprovalPolicy | None = None,
+        approver: Approver | Sequence[Approver] = (),
     ) -> None:
         self._models: dict[str, Model] = dict(models or {})
         if isinstance(model, Model):
@@ -141,6 +149,8 @@ class AutoTeam:
         self.max_tasks = max_tasks
         self.timeout = timeout
         self.retries = retries
+        self.approval = approval if approval is not None else self.settings.approval
+        self.approvers: list[Approver] = [approver] if callable(approver) else list(approver)
 
     @property
     def memory(self) -> Memory:
@@ -210,13 +220,15 @@ class AutoTeam:
         run_id: str | None = None,
         dispatcher: Dispatcher | None = None,
         wrap: Callable[[AgentRunner], RunTask] | None = None,
+        approvers: Sequence[Approver] = (),
     ) -> Outcome:
         """Run `graph` with the registry's agents, under the dynamic loop when `dynamic` (and a goal) is set.
 
         `dispatcher` replaces the team's for this run (e.g. with a manifest's inline agents); `wrap` puts a
         layer between the engine and the agents (e.g. a manifest's templates, run_if and map).
 
-        `started` receives the live execution, for a caller that wants to cancel it.
+        `started` receives the live execution, for a caller that wants to cancel it. `approvers` decide on
+        tasks waiting for approval in this run, beside the team's own.
         """
         dispatcher = dispatcher or self.dispatcher
         assignments = dispatcher.assign_all(graph)
@@ -239,8 +251,10 @@ class AutoTeam:
             run_id=run_id,
             assignments=assignments,
         )
+        gate = ApprovalGate(self.approval, dispatcher.assign, run_id, [*self.approvers, *approvers], self.store)
         engine = Engine(
             wrap(runner) if wrap else runner,
+            gate=gate,
             max_concurrency=self.max_concurrency,
             # One slot per embedded model: it answers one request at a time, and a task waiting for it
             # should show as waiting, not running.
@@ -249,7 +263,7 @@ class AutoTeam:
             retry=RetryPolicy(retries=self.retries),
             timeout=self.timeout,
         )
-        runner.emit = engine.events.emit
+        runner.emit = gate.emit = engine.events.emit
         if self.store is not None:  # first, so that it records RunStarted
             engine.subscribe(self.store.subscriber(run_id, goal, model=self.settings.model))
         loop = None
