@@ -23,6 +23,8 @@ from rich.text import Text
 from orquestra import __version__
 from orquestra.budget import Budget, BudgetMeter
 from orquestra.cli_apply import apply_command
+from orquestra.cli_approve import approve_command
+from orquestra.cli_eval import eval_app
 from orquestra.cli_memory import memory_app
 from orquestra.cli_runs import runs_app
 from orquestra.config import load_settings
@@ -57,7 +59,9 @@ app.add_typer(graph_app, name="graph")
 app.add_typer(registry_app, name="registry")
 app.command("apply")(apply_command)
 app.command("repl")(repl_command)
+app.command("approve")(approve_command)
 app.add_typer(runs_app, name="runs", help="List, show and export the runs Orquestra recorded.")
+app.add_typer(eval_app, name="eval", help="Measure planning quality and whole runs on eval suites.")
 app.add_typer(memory_app, name="memory", help="List, search, show and forget the runs long-term memory keeps.")
 
 console = Console()
