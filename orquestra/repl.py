@@ -22,12 +22,14 @@ import typer
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import WordCompleter
 from prompt_toolkit.history import FileHistory
+from prompt_toolkit.utils import is_dumb_terminal
 from rich.console import Console
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from orquestra.approval import ApprovalRequest, Decision
 from orquestra.budget import Budget, BudgetMeter
 from orquestra.config import load_settings
 from orquestra.console import ProgressView, graph_tree, run_summary
@@ -90,6 +92,8 @@ class Repl:
             completer=WordCompleter(list(self.commands), sentence=True),
         )
         self._ask: PromptSession[str] = PromptSession()
+        self._live: Live | None = None
+        self._deciding = asyncio.Lock()
 
     # ---------------------------------------------------------------- the loop
 
@@ -160,10 +164,18 @@ class Repl:
             self._cancel = lambda: execution.cancel("interrupted by Ctrl-C")
 
         async def run() -> TeamResult:
-            with Live(view, console=console, refresh_per_second=8):
-                outcome = await team.execute(
-                    graph, goal=goal, meter=meter, subscribers=[view, _announce_replans], started=started
-                )
+            with Live(view, console=console, refresh_per_second=8) as self._live:
+                try:
+                    outcome = await team.execute(
+                        graph,
+                        goal=goal,
+                        meter=meter,
+                        subscribers=[view, _announce_replans],
+                        started=started,
+                        approvers=[self.approve],
+                    )
+                finally:
+                    self._live = None
             with console.status("writing the answer..."):
                 return await team.finish(goal, self.plan, outcome)
 
@@ -176,6 +188,49 @@ class Repl:
             f"[dim]model calls: {usage.requests}, tokens: {usage.input_tokens} in / {usage.output_tokens} out, "
             f"cost: ${usage.cost:.4f}[/dim]"
         )
+
+    async def approve(self, request: ApprovalRequest) -> Decision:
+        """Ask at the prompt whether a task waiting for approval may run: yes, no (with a reason), or edit it.
+
+        The live view pauses meanwhile; requests from parallel branches are asked one at a time. Ctrl-C here
+        stops the run, like Ctrl-C anywhere during a run.
+        """
+        async with self._deciding:
+            live = self._live
+            if live is not None:
+                live.stop()
+            try:
+                console.print(
+                    Panel(
+                        Text.assemble(request.task.instruction, ("\nwhy: " + "; ".join(request.reasons), "dim")),
+                        title=f"approve task {request.task.id} ({request.agent})?",
+                        title_align="left",
+                        border_style="blue",
+                    )
+                )
+                return await self._decision(request)
+            except KeyboardInterrupt:
+                self._cancel()
+                return Decision.reject("the run was interrupted", by="repl")
+            finally:
+                if live is not None:
+                    live.start()
+
+    async def _decision(self, request: ApprovalRequest) -> Decision:
+        while True:
+            answer = (await self._ask.prompt_async("approve? [y]es / [n]o / [e]dit ")).strip().lower()
+            if answer in ("y", "yes"):
+                return Decision.approve(by="repl")
+            if answer in ("n", "no"):
+                reason = await self._ask.prompt_async("reason: ")
+                return Decision.reject(reason.strip(), by="repl")
+            if answer in ("e", "edit"):
+                # The planned instruction is offered for editing, except on a dumb terminal, which cannot
+                # show it: there it would sit unseen in front of whatever the person types.
+                offered = "" if is_dumb_terminal() else request.task.instruction
+                instruction = (await self._ask.prompt_async("instruction: ", default=offered)).strip()
+                if instruction:
+                    return Decision.edit(instruction, by="repl")
 
     async def cmd_graph(self, argument: str) -> None:
         """Show the last run's graph with its statuses, or the last plan's graph."""

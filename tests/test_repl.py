@@ -191,3 +191,34 @@ def test_budget_arguments_set_and_clear_limits() -> None:
     for bad in ("tokens", "money=3", "tokens=many", "tokens=-1"):
         with pytest.raises(UserError):
             _parse_budget(budget, bad)
+
+
+@pytest.mark.slow
+def test_a_task_waiting_for_approval_is_asked_at_the_prompt(tmp_path: Path, openai: FakeOpenAI) -> None:
+    (tmp_path / "config.yaml").write_text("approval:\n  capabilities: [math]\n")
+    child = spawn(tmp_path, "--model", "openai:gpt-test", env=openai.env())
+    child.sendline(GOAL)
+    child.expect_exact("approve? [y]es / [n]o / [e]dit ")
+    asked = str(child.before)
+    assert "approve task total (analyst)?" in asked and "Compute the total" in asked
+    assert "capability 'math'" in asked
+    child.sendline("n")
+    child.expect_exact("reason: ")
+    child.sendline("not today")
+    child.expect_exact(PROMPT)
+    rejected = str(child.before)
+    assert "was rejected by" in rejected and "repl: not today" in rejected and "Traceback" not in rejected
+    assert not any("Your task (total)" in json.dumps(body) for body in openai.requests)
+    # Run the same plan again, and this time edit the task before it runs.
+    child.sendline("/run")
+    child.expect_exact("approve? [y]es / [n]o / [e]dit ")
+    child.sendline("e")
+    child.expect_exact("instruction: ")  # a dumb terminal cannot show the planned one, so none is offered
+    child.sendline("Add the price times the count")
+    child.expect_exact(PROMPT)
+    assert "It costs 84 dollars [total]." in str(child.before)
+    sent = [json.dumps(body) for body in openai.requests]
+    assert any("Your task (total): Add the price times the count" in body for body in sent), [
+        body[body.index("Your task (total") :][:200] for body in sent if "Your task (total" in body
+    ]
+    exit_repl(child)
