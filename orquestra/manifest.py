@@ -84,6 +84,7 @@ class ManifestAgent(BaseModel):
     )
     tools: tuple[str, ...] = Field(default=(), description="Names of registry tools the agent may use.")
     fallback_models: tuple[str, ...] = Field(default=(), description="Model strings to try when the model fails.")
+    requires_approval: bool = Field(default=False, description="Its tasks wait for a person's approval.")
 
     def model_string(self) -> str | None:
         """The `provider:model` string, or None for the run's default model."""
@@ -103,6 +104,7 @@ class ManifestAgent(BaseModel):
             tools=self.tools,
             persona=self.persona or self.system_prompt,
             fallback_models=self.fallback_models,
+            requires_approval=self.requires_approval,
         )
 
 
@@ -124,6 +126,7 @@ class ManifestTask(BaseModel):
     map: str | None = Field(default=None, description="A Jinja expression giving the items to run the task over.")
     retries: int | None = Field(default=None, ge=0, le=20, description="Retries on transient errors.")
     timeout: float | None = Field(default=None, gt=0, description="Seconds one attempt may take.")
+    requires_approval: bool = Field(default=False, description="Wait for a person's approval before starting.")
 
 
 class Manifest(BaseModel):
@@ -188,6 +191,7 @@ class Manifest(BaseModel):
                     agent=spec.agent,
                     retries=spec.retries,
                     timeout=spec.timeout,
+                    requires_approval=spec.requires_approval,
                 )
             )
         return TaskGraph(tasks=tuple(tasks))
@@ -672,6 +676,8 @@ def graph_to_manifest(graph: TaskGraph, *, name: str = "plan", description: str 
             entry["retries"] = task.retries
         if task.timeout is not None:
             entry["timeout"] = task.timeout
+        if task.requires_approval:
+            entry["requires_approval"] = True
         tasks.append(entry)
     data: dict[str, Any] = {"name": name}
     if description:

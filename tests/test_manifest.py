@@ -9,6 +9,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
+from orquestra.approval import ApprovalRequest, Decision
 from orquestra.cli_apply import apply_command
 from orquestra.engine import RunStatus, TaskStatus
 from orquestra.graph import Task, TaskGraph
@@ -310,13 +311,41 @@ async def test_dynamic_manifest_runs_under_the_loop(tmp_path, registry):
     assert result.loop.graphs
 
 
+async def test_manifest_tasks_and_inline_agents_can_require_approval(tmp_path, registry):
+    text = BLOG.replace(
+        "    description: Edits drafts.\n", "    description: Edits drafts.\n    requires_approval: true\n"
+    )
+    text += "  - name: notes\n    agent: writer_agent\n    instruction: Jot notes.\n    requires_approval: true\n"
+    manifest = load_manifest(write(tmp_path, text), registry)
+    asked: list[tuple[str, tuple[str, ...]]] = []
+
+    def approver(request: ApprovalRequest) -> Decision:
+        asked.append((request.task.id, request.reasons))
+        return Decision.approve() if request.task.id == "notes" else Decision.reject("not now")
+
+    team = AutoTeam(model=ScriptedModel(lambda m: "fine"), memory=False, store=False, approver=approver)
+    result = await apply_manifest(manifest, team=team)
+    assert sorted(asked) == [
+        ("edit_blog_post", ("agent 'editor_agent' requires approval",)),
+        ("notes", ("the plan asks for approval",)),
+    ]
+    assert result.run.statuses["notes"].value == "succeeded"
+    assert result.run.statuses["edit_blog_post"].value == "failed"
+
+
 # ---------------------------------------------------------------------------------------------- round trip
 
 
 def test_plan_graph_to_manifest_and_back_is_the_same_graph(tmp_path, registry):
     graph = TaskGraph(
         tasks=(
-            Task(id="market", instruction="Research the market.", capability="research", expected_output="notes"),
+            Task(
+                id="market",
+                instruction="Research the market.",
+                capability="research",
+                expected_output="notes",
+                requires_approval=True,
+            ),
             Task(id="numbers", instruction="Compute {{ nothing }} here", capability="math", retries=1),
             Task(
                 id="brief",
@@ -342,6 +371,7 @@ def test_plan_graph_to_manifest_and_back_is_the_same_graph(tmp_path, registry):
         "capability": "research",
         "instruction": "Research the market.",
         "expected_output": "notes",
+        "requires_approval": True,
     }
 
 
