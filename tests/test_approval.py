@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -280,3 +281,45 @@ async def test_approve_mistakes_are_one_line_and_exit_2() -> None:
     )
     listed = orquestra("approve")
     assert listed.returncode == 0 and "no task is waiting for approval" in listed.stdout
+
+
+@pytest.mark.slow
+def test_orquestra_run_waits_for_orquestra_approve_and_shows_how(tmp_path: Path) -> None:
+    graph_file = tmp_path / "graph.yaml"
+    graph_file.write_text(
+        "tasks:\n"
+        "  - {id: publish, instruction: Publish the page, capability: writing, requires_approval: true}\n"
+        "  - {id: facts, instruction: Gather facts, capability: research}\n"
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "orquestra", "run", str(graph_file), "--model", "scripted", "--no-memory"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        home = Path(os.environ["ORQUESTRA_HOME"])
+        for _ in range(600):
+            if (home / "runs.sqlite3").exists():
+                with open_store(home) as store:
+                    waiting = store.approvals(pending=True)
+                if waiting:
+                    break
+            time.sleep(0.05)
+        assert [record.task_id for record in waiting] == ["publish"]
+        approve = subprocess.run(
+            [sys.executable, "-m", "orquestra", "approve", waiting[0].run_id, "publish", "--reject", "not yet"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert approve.returncode == 0, approve.stderr
+        out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 1, err  # the rejected task failed; the other branch ran to the end
+    assert "Traceback" not in err
+    assert "rejected by cli: not yet" in out and "1 succeeded" in out and "1 failed" in out
