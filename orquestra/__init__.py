@@ -4,6 +4,7 @@ A planner writes a task graph, a dispatcher gives each task to the best agent of
 runs the graph with independent tasks in parallel.
 """
 
+from orquestra.approval import ApprovalPolicy, ApprovalRejected, ApprovalRequest, Decision
 from orquestra.budget import Budget
 from orquestra.dispatch import Assignment, Dispatcher
 from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, TaskStatus
@@ -26,10 +27,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AgentCard",
+    "ApprovalPolicy",
+    "ApprovalRejected",
+    "ApprovalRequest",
     "Assignment",
     "AutoTeam",
     "Budget",
     "BudgetExceeded",
+    "Decision",
     "Dispatcher",
     "Engine",
     "Execution",
