@@ -31,6 +31,7 @@ STATUS_STYLES = {
     "stopped": "yellow",
     "skipped": "dim",
     "running": "cyan",
+    "awaiting approval": "bold blue",
 }
 
 # Payload fields too large for one line of the event log; `runs show` prints graphs and outputs elsewhere.
