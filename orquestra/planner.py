@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
+import pydantic_core
 from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
 from orquestra.exceptions import GraphError, InvalidOutput, UserError
@@ -187,27 +188,41 @@ class Planner:
 
     def _repair(self, error: InvalidOutput) -> PlanResult:
         usage = error.usage if isinstance(error.usage, Usage) else Usage()
-        tasks = _tasks_of(error.raw)
-        if tasks is None:
+        tasks, cut_off = _tasks_of(error.raw)
+        if tasks is None or (cut_off and not tasks):
             raise PlanningError(f"the planner's answer is not a plan: {error.message}") from None
         try:
             graph, repairs = repair_plan(tasks, self.registry.capabilities(), self.max_tasks)
+            if cut_off:
+                repairs.insert(0, f"the answer was cut off; kept the {len(tasks)} tasks written in full")
         except (GraphError, ValidationError) as problem:
             detail = _first_problem(problem) if isinstance(problem, ValidationError) else problem.message
             raise PlanningError(f"the plan could not be repaired: {detail} (model said: {error.message})") from None
         return PlanResult(graph, usage, repairs or ["the plan failed validation; rebuilt by the repair"])
 
 
-def _tasks_of(raw: str | None) -> list[Any] | None:
+def _tasks_of(raw: str | None) -> tuple[list[Any] | None, bool]:
+    """The task entries of a raw answer, and whether the answer was cut off.
+
+    An answer cut off mid-way (the token limit) is read as far as it goes; the task it was writing when cut
+    is dropped, since its dependencies may be missing.
+    """
     if not raw:
-        return None
+        return None, False
+    cut_off = False
     try:
         data = json.loads(raw)
     except json.JSONDecodeError:
-        return None
-    if isinstance(data, Mapping) and isinstance(data.get("tasks"), list):
-        return list(data["tasks"])
-    return list(data) if isinstance(data, list) else None
+        try:
+            data = pydantic_core.from_json(raw, allow_partial=True)
+        except ValueError:
+            return None, False
+        cut_off = True
+    if isinstance(data, Mapping):
+        data = data.get("tasks")
+    if not isinstance(data, list):
+        return None, False
+    return (data[:-1] if cut_off else list(data)), cut_off
 
 
 def _first_problem(error: ValidationError) -> str:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from orquestra import Registry
-from orquestra.models import Message, ScriptedModel
+from orquestra.models import Message, ModelResponse, ScriptedModel
 from orquestra.planner import BUILTIN_EXAMPLE, PlanExample, Planner, PlanningError
 from orquestra.registry import AgentCard
 
@@ -125,3 +125,20 @@ async def test_a_weak_model_goes_straight_to_repair_without_a_reask():
     result = await Planner(model, REGISTRY, retries=3).plan("goal")
     assert len(model.calls) == 1 and result.usage.requests == 1
     assert any("closed a cycle" in repair for repair in result.repairs)
+
+
+async def test_an_answer_cut_off_at_the_token_limit_keeps_the_tasks_written_in_full():
+    full = json.dumps(GOOD)
+    cut = full[: full.index('"note"') + 20]  # in the middle of the third task
+    answer = ModelResponse(text=cut, model="scripted", finish_reason="length")
+    model = ScriptedModel(responses=[answer])
+    result = await Planner(model, REGISTRY, retries=0).plan("find facts, add them up, write a note")
+    assert [t.id for t in result.graph.tasks] == ["facts", "sum"]
+    assert result.graph["sum"].depends_on == ("facts",)
+    assert result.repairs[0] == "the answer was cut off; kept the 2 tasks written in full"
+
+
+async def test_an_answer_cut_off_before_any_task_is_complete_is_not_a_plan():
+    answer = ModelResponse(text='{"tasks": [{"id": "facts", "instr', model="scripted", finish_reason="length")
+    with pytest.raises(PlanningError, match="not a plan: scripted: the answer was cut off at the token limit"):
+        await Planner(ScriptedModel(responses=[answer]), REGISTRY, retries=0).plan("goal")

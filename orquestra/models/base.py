@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import instructor
-from instructor.core import InstructorRetryException
+from instructor.core import IncompleteOutputException, InstructorRetryException
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
@@ -166,6 +166,11 @@ class Model(ABC):
             )
         except InstructorRetryException as error:
             raise invalid_output(self.name, output_type, error, shim.usage, shim.last_text) from error
+        except IncompleteOutputException as error:
+            # The answer hit the token limit: what came before the cut may still hold a usable plan.
+            raise InvalidOutput(
+                f"{self.name}: the answer was cut off at the token limit", raw=shim.last_text, usage=shim.usage
+            ) from error
         return plain(output_type, result), shim.usage
 
     def usage(self, input_tokens: int, output_tokens: int) -> Usage:
