@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from orquestra.evals.cases import CaseResult, Counts, StructureScores, Validity
+from orquestra.evals.cases import CaseResult, Counts, StructureScores, TextScores, Validity
 from orquestra.evals.report import build_report, markdown, summarise, write_reports
 from orquestra.evals.suite import Anchors
 from orquestra.exceptions import UserError
@@ -78,3 +79,19 @@ def test_report_files_hold_aggregates_definitions_anchors_and_errors(tmp_path):
     with pytest.raises(UserError, match="--format"):
         write_reports(report, tmp_path, format="pdf")
     assert markdown(report).startswith("# Planning eval: s")
+
+
+def test_free_text_reports_score_steps_by_matching_not_by_label_equality(tmp_path):
+    texts = [
+        dataclasses.replace(r, text=TextScores(f1_chain=chain, f1_graph=graph, matched=1))
+        for r, chain, graph in zip(RESULTS, (1.0, 0.5, 0.0), (1.0, 0.25, 0.0), strict=True)
+    ]
+    summary = summarise(texts, free_text=True)
+    assert summary["f1_chain"]["estimate"] == pytest.approx(0.5)
+    assert summary["f1_graph"]["estimate"] == pytest.approx(1.25 / 3)
+    # Exact string equality of free-text steps is meaningless, so those scores are not reported at all.
+    assert not {"node_f1", "edge_f1", "normalized_edit_distance", "exact_match"} & set(summary)
+    assert "node_f1" not in summary["by_shape"]["dag"] and summary["by_shape"]["dag"]["f1_chain"] == 0.5
+    report = build_report(texts, suite="s", model="m", free_text=True, anchors=None, planners=["orquestra"])
+    text = markdown(report)
+    assert "f1_chain, per-case mean" in text and "node F1, pooled" not in text

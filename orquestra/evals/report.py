@@ -64,19 +64,22 @@ def _scores(results: Sequence[CaseResult], *, free_text: bool, rounds: int = 200
     scores: dict[str, Any] = {
         "validity": _interval(bootstrap_rate([r.validity.valid for r in results], rounds=rounds)),
         "hallucination_rate": None if free_text else (unknown / predicted_tasks if predicted_tasks else 0.0),
-        "node_f1": {
-            "pooled": _interval(bootstrap_pooled_f1(nodes, rounds=rounds)),
-            "per_case": _interval(bootstrap_mean([c.f1 for c in nodes], rounds=rounds)),
-        },
-        "edge_f1": {
-            "pooled": _interval(bootstrap_pooled_f1(edges, rounds=rounds)),
-            "per_case": _interval(bootstrap_mean([c.f1 for c in edges], rounds=rounds)),
-        },
-        "normalized_edit_distance": _interval(
-            bootstrap_mean([r.structure.normalized_edit_distance for r in results], rounds=rounds)
-        ),
-        "exact_match": _interval(bootstrap_rate([r.structure.exact_match for r in results], rounds=rounds)),
     }
+    if not free_text:  # exact label equality says nothing about free-text steps; f1_chain/f1_graph do instead
+        scores |= {
+            "node_f1": {
+                "pooled": _interval(bootstrap_pooled_f1(nodes, rounds=rounds)),
+                "per_case": _interval(bootstrap_mean([c.f1 for c in nodes], rounds=rounds)),
+            },
+            "edge_f1": {
+                "pooled": _interval(bootstrap_pooled_f1(edges, rounds=rounds)),
+                "per_case": _interval(bootstrap_mean([c.f1 for c in edges], rounds=rounds)),
+            },
+            "normalized_edit_distance": _interval(
+                bootstrap_mean([r.structure.normalized_edit_distance for r in results], rounds=rounds)
+            ),
+            "exact_match": _interval(bootstrap_rate([r.structure.exact_match for r in results], rounds=rounds)),
+        }
     if free_text:
         chain = [r.text.f1_chain if r.text else 0.0 for r in results]
         graph = [r.text.f1_graph if r.text else 0.0 for r in results]
@@ -97,12 +100,15 @@ def _breakdown(
         row: dict[str, Any] = {
             "cases": len(members),
             "validity": sum(r.validity.valid for r in members) / len(members),
-            "node_f1": _pooled([r.structure.nodes for r in members]),
-            "edge_f1": _pooled([r.structure.edges for r in members]),
-            "normalized_edit_distance": sum(r.structure.normalized_edit_distance for r in members) / len(members),
-            "exact_match": sum(r.structure.exact_match for r in members) / len(members),
         }
-        if free_text:
+        if not free_text:
+            row |= {
+                "node_f1": _pooled([r.structure.nodes for r in members]),
+                "edge_f1": _pooled([r.structure.edges for r in members]),
+                "normalized_edit_distance": sum(r.structure.normalized_edit_distance for r in members) / len(members),
+                "exact_match": sum(r.structure.exact_match for r in members) / len(members),
+            }
+        else:
             row["f1_chain"] = sum(r.text.f1_chain if r.text else 0.0 for r in members) / len(members)
             row["f1_graph"] = sum(r.text.f1_graph if r.text else 0.0 for r in members) / len(members)
         table[group] = row
@@ -177,12 +183,6 @@ def score_rows(report: Mapping[str, Any]) -> tuple[Row, list[Row]]:
         ("cases", lambda s: s["cases"]),
         ("errored cases", lambda s: s["errors"]),
         ("validity rate", lambda s: s["validity"]),
-        ("node F1, pooled", lambda s: s["node_f1"]["pooled"]),
-        ("node F1, per-case mean", lambda s: s["node_f1"]["per_case"]),
-        ("edge F1, pooled", lambda s: s["edge_f1"]["pooled"]),
-        ("edge F1, per-case mean", lambda s: s["edge_f1"]["per_case"]),
-        ("normalised edit distance (lower is better)", lambda s: s["normalized_edit_distance"]),
-        ("exact match", lambda s: s["exact_match"]),
     ]
     if report["free_text"]:
         rows += [
@@ -190,7 +190,15 @@ def score_rows(report: Mapping[str, Any]) -> tuple[Row, list[Row]]:
             ("f1_graph, per-case mean", lambda s: s["f1_graph"]),
         ]
     else:
-        rows.append(("hallucination rate", lambda s: s["hallucination_rate"]))
+        rows += [
+            ("node F1, pooled", lambda s: s["node_f1"]["pooled"]),
+            ("node F1, per-case mean", lambda s: s["node_f1"]["per_case"]),
+            ("edge F1, pooled", lambda s: s["edge_f1"]["pooled"]),
+            ("edge F1, per-case mean", lambda s: s["edge_f1"]["per_case"]),
+            ("normalised edit distance (lower is better)", lambda s: s["normalized_edit_distance"]),
+            ("exact match", lambda s: s["exact_match"]),
+            ("hallucination rate", lambda s: s["hallucination_rate"]),
+        ]
     rows += [
         ("cost per case (USD)", lambda s: f"{s['per_case']['cost_usd']:.5f}"),
         (
@@ -205,9 +213,11 @@ def score_rows(report: Mapping[str, Any]) -> tuple[Row, list[Row]]:
 
 def breakdown_rows(report: Mapping[str, Any], by: str) -> tuple[Row, list[Row]]:
     """Rows of a breakdown ('by_shape' or 'by_size'): one per planner and group."""
-    metrics = ["cases", "validity", "node_f1", "edge_f1", "normalized_edit_distance", "exact_match"]
+    metrics = ["cases", "validity"]
     if report["free_text"]:
         metrics += ["f1_chain", "f1_graph"]
+    else:
+        metrics += ["node_f1", "edge_f1", "normalized_edit_distance", "exact_match"]
     rows = [
         [planner, group, *(_fmt(values[m]) for m in metrics)]
         for planner, summary in report["planners"].items()
