@@ -79,20 +79,29 @@ class AgentRunner:
         system = render(f"agents/{agent.prompt}.j2", agent=agent)
         room = model.context_window - RESERVED_FOR_ANSWER - estimate_tokens(system + task.instruction) - 200
         try:
-            return await self._converse(model, task, system, inputs, room, toolbox)
+            return await self._converse(agent, model, task, system, inputs, room, toolbox)
         except ContextLengthExceeded:
             # Our estimate was too generous for this model's tokenizer: one more try with half the room.
-            return await self._converse(model, task, system, inputs, room // 2, toolbox)
+            return await self._converse(agent, model, task, system, inputs, room // 2, toolbox)
 
     async def _converse(
-        self, model: Model, task: Task, system: str, inputs: Mapping[str, Any], room: int, toolbox: Toolbox
+        self,
+        agent: AgentCard,
+        model: Model,
+        task: Task,
+        system: str,
+        inputs: Mapping[str, Any],
+        room: int,
+        toolbox: Toolbox,
     ) -> str:
         texts, trimmed = fit_texts({key: str(value) for key, value in inputs.items()}, int(room * CHARS_PER_TOKEN))
         user = render("task.j2", goal=self.goal, task=task, inputs=texts, trimmed=trimmed)
         messages = [Message("system", system), Message("user", user)]
         tools = toolbox.specs()
-        for _ in range(self.max_tool_steps):
-            response = await model.request(messages, tools=tools)
+        for step in range(self.max_tool_steps):
+            # A card may require a tool call first; after it, the agent is free to answer.
+            choice = agent.tool_choice if step == 0 else "auto"
+            response = await model.request(messages, tools=tools, tool_choice=choice)
             self._count(task.id, response.usage)
             if not response.tool_calls:
                 return response.text

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orquestra.exceptions import BudgetExceeded, UserError
-from orquestra.models.base import Message, Model, ModelResponse, OutputT, ToolSpec, Usage, WrapperModel
+from orquestra.models.base import Message, Model, ModelResponse, OutputT, ToolChoice, ToolSpec, Usage, WrapperModel
 
 
 @dataclass(frozen=True)
@@ -111,10 +111,13 @@ class MeteredModel(WrapperModel):
         *,
         tools: Sequence[ToolSpec] = (),
         output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice = "auto",
     ) -> ModelResponse:
         """Send `messages` if the budget allows, and count what the call cost."""
         self.meter.check()
-        response = await self.wrapped.request(messages, tools=tools, output_schema=output_schema)
+        response = await self.wrapped.request(
+            messages, tools=tools, output_schema=output_schema, tool_choice=tool_choice
+        )
         self.meter.add(response.usage)
         return response
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orquestra.datafile import read_data
 from orquestra.exceptions import RegistryError, describe_validation_error
-from orquestra.models.base import Price
+from orquestra.models.base import Price, ToolChoice
 from orquestra.resources import data_dir
 
 CardT = TypeVar("CardT", bound=BaseModel)
@@ -45,6 +45,10 @@ class AgentCard(BaseModel):
     priority: int = Field(default=0, description="Higher priority wins before cost is compared.")
     requires_approval: bool = Field(
         default=False, description="Every task given to this agent waits for a person's approval before it starts."
+    )
+    tool_choice: ToolChoice = Field(
+        default="auto",
+        description="'required': the agent's first answer must be a tool call (compute or look up, never guess).",
     )
 
 

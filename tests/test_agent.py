@@ -55,7 +55,7 @@ class Failing(Model):
         self.error = error
         self.calls = 0
 
-    async def request(self, messages, *, tools=(), output_schema=None) -> ModelResponse:
+    async def request(self, messages, *, tools=(), output_schema=None, tool_choice="auto") -> ModelResponse:
         self.calls += 1
         raise self.error
 
@@ -87,6 +87,27 @@ async def test_tool_loop_runs_tools_and_feeds_results_back(tmp_path):
     assert "Overall goal: the big goal" in user and "--- facts ---\n17 and 25" in user
     assert "Expected output: a number" in user
     assert runner.usage.requests == 2 and runner.task_usage["sum"].requests == 2
+
+
+async def test_a_card_requiring_a_tool_call_requires_it_on_the_first_turn_only(tmp_path):
+    card = AgentCard(
+        name="counter", description="Counts.", capabilities=("math",), tools=("calculator",), tool_choice="required"
+    )
+    model = ScriptedModel(
+        responses=[
+            ModelResponse(text="", model="m", tool_calls=(ToolCall("c1", "calculator", {"expression": "7*12"}),)),
+            "84",
+        ],
+        name="primary",
+    )
+    runner = AgentRunner(
+        dispatcher=Dispatcher(Registry([card], Registry.load().tools.values())),
+        model_for=lambda spec: model,
+        default_model="primary",
+        workspace=tmp_path / "ws",
+    )
+    assert await runner(TASK, {}) == "84"
+    assert model.tool_choices == ["required", "auto"]
 
 
 async def test_tool_errors_go_back_to_the_model_as_results(tmp_path):
@@ -161,7 +182,7 @@ async def test_large_inputs_are_trimmed_with_a_note(tmp_path):
 
 async def test_context_length_error_is_retried_once_with_less_input(tmp_path):
     class Picky(ScriptedModel):
-        async def request(self, messages, *, tools=(), output_schema=None):
+        async def request(self, messages, *, tools=(), output_schema=None, tool_choice="auto"):
             if len(self.calls) == 0:
                 self.calls.append(list(messages))
                 raise ContextLengthExceeded("too long")

@@ -156,6 +156,15 @@ async def test_output_schema_with_tools_lets_the_model_call_either(server, model
     assert [tool["name"] for tool in sent["tools"]] == ["calculator", OUTPUT_TOOL]
 
 
+async def test_a_required_tool_call_is_sent_as_tool_choice_any(server, model):
+    server.reply_json({"ok": True, "note": "-"})
+    server.reply_json({"ok": True, "note": "-"})
+    await model.request(CHAT, tools=[CALCULATOR], tool_choice="required")
+    await model.request(CHAT, tools=[CALCULATOR])
+    assert server.requests[0]["tool_choice"] == {"type": "any"}
+    assert "tool_choice" not in server.requests[1]
+
+
 async def test_structured_output_through_instructor_tools(server, model):
     server.reply_json({"ok": True, "note": "fine"}, input_tokens=100, output_tokens=20)
     verdict, usage = await model.structured(CHAT, Verdict)

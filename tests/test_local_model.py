@@ -61,6 +61,12 @@ def test_the_tool_schema_converts_to_a_grammar_naming_each_tool():
     assert '"\\"calculator\\""' in grammar and "expression" in grammar and "answer" in grammar
 
 
+def test_a_required_tool_call_leaves_no_way_to_answer_in_text():
+    schema = _tool_schema([CALCULATOR], required=True)
+    assert [option["properties"]["tool"] for option in schema["anyOf"]] == [{"const": "calculator"}]
+    assert "answer" not in _grammar(schema)._grammar
+
+
 def test_a_schema_llama_cannot_convert_is_logged_and_falls_back_to_json(caplog):
     with caplog.at_level(logging.WARNING, logger="orquestra.models.local"):
         grammar = _grammar({"type": "no-such-type"})
@@ -137,6 +143,14 @@ async def test_a_tool_is_called_and_its_result_used(model):
     result = Message("tool", "391", tool_call_id=call.id)
     answer = await model.request([*question, Message("assistant", "", (call,)), result], tools=[CALCULATOR])
     assert answer.tool_calls == () and "391" in answer.text
+
+
+@pytest.mark.slow
+async def test_a_required_tool_call_is_made_even_when_the_model_would_guess(model):
+    question = [Message("user", "What is 12 times 7? Answer with the number.")]
+    response = await model.request(question, tools=[CALCULATOR], tool_choice="required")
+    (call,) = response.tool_calls
+    assert call.name == "calculator" and "12" in call.arguments["expression"] and "7" in call.arguments["expression"]
 
 
 @pytest.mark.slow

@@ -109,7 +109,7 @@ class Failing(Model):
         self.name = "backup"
         self.calls = 0
 
-    async def request(self, messages, *, tools=(), output_schema=None) -> ModelResponse:
+    async def request(self, messages, *, tools=(), output_schema=None, tool_choice="auto") -> ModelResponse:
         self.calls += 1
         raise ModelError("backup is down too")
 

@@ -105,6 +105,14 @@ async def test_tool_call_round_trip(server, model):
     assert result == {"role": "tool", "content": "4", "tool_call_id": "call_7"}
 
 
+async def test_a_required_tool_call_is_sent_as_tool_choice_required(server, model):
+    server.responder = lambda body: tool_call("calculator", {"expression": "7*12"}, id="call_1")
+    await model.request(CHAT, tools=[CALCULATOR], tool_choice="required")
+    await model.request(CHAT, tools=[CALCULATOR])
+    assert server.requests[0]["tool_choice"] == "required"
+    assert "tool_choice" not in server.requests[1]  # "auto" is the API's own default: nothing is sent
+
+
 async def test_tool_arguments_that_are_not_json_are_invalid_output(server, model):
     server.reply_tool_call("calculator", "{not json")
     with pytest.raises(InvalidOutput, match="calculator") as caught:

@@ -200,7 +200,7 @@ def test_a_task_waiting_for_approval_is_asked_at_the_prompt(tmp_path: Path, open
     child.sendline(GOAL)
     child.expect_exact("approve? [y]es / [n]o / [e]dit ")
     asked = str(child.before)
-    assert "approve task total (analyst)?" in asked and "Compute the total" in asked
+    assert "approve task total (quant)?" in asked and "Compute the total" in asked
     assert "capability 'math'" in asked
     child.sendline("n")
     child.expect_exact("reason: ")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from orquestra.exceptions import ModelConfigError
-from orquestra.models.base import FREE, Message, Model, ModelResponse, Price, ToolCall, ToolSpec, Usage
+from orquestra.models.base import FREE, Message, Model, ModelResponse, Price, ToolCall, ToolChoice, ToolSpec, Usage
 from orquestra.models.resilience import RetryingModel
 from orquestra.models.scripted import ScriptedModel
 
@@ -91,6 +91,7 @@ __all__ = [
     "RetryingModel",
     "ScriptedModel",
     "ToolCall",
+    "ToolChoice",
     "ToolSpec",
     "Usage",
     "infer_model",

@@ -44,6 +44,7 @@ from orquestra.models.base import (
     OutputT,
     Price,
     ToolCall,
+    ToolChoice,
     ToolSpec,
     Usage,
     invalid_output,
@@ -126,15 +127,18 @@ class AnthropicModel(Model):
         *,
         tools: Sequence[ToolSpec] = (),
         output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice = "auto",
     ) -> ModelResponse:
         """Send `messages`; with `tools` the answer may be tool calls, with `output_schema` it is JSON."""
         system, conversation = _conversation(messages)
         tool_params = [_tool(spec.name, spec.description, spec.parameters) for spec in tools]
-        tool_choice: ToolChoiceParam | anthropic.Omit = anthropic.omit
+        tool_choice_param: ToolChoiceParam | anthropic.Omit = anthropic.omit
         if output_schema is not None:
             tool_params.append(_tool(OUTPUT_TOOL, "Give your answer as this tool's input.", output_schema))
             # With tools of its own the model may still call those; either way it must call a tool.
-            tool_choice = {"type": "any"} if tools else {"type": "tool", "name": OUTPUT_TOOL}
+            tool_choice_param = {"type": "any"} if tools else {"type": "tool", "name": OUTPUT_TOOL}
+        elif tools and tool_choice == "required":
+            tool_choice_param = {"type": "any"}
         async with self._client() as client:
             try:
                 message = await client.messages.create(
@@ -143,7 +147,7 @@ class AnthropicModel(Model):
                     system=system or anthropic.omit,
                     messages=conversation,
                     tools=tool_params or anthropic.omit,
-                    tool_choice=tool_choice,
+                    tool_choice=tool_choice_param,
                 )
             except (anthropic.AnthropicError, json.JSONDecodeError) as error:
                 raise self._error(error) from error

@@ -101,6 +101,10 @@ class Usage:
         )
 
 
+ToolChoice = Literal["auto", "required"]
+"""Whether a request with tools may answer in text ("auto") or must call a tool ("required")."""
+
+
 @dataclass(frozen=True, slots=True)
 class ModelResponse:
     """What one call returned: text and/or tool calls, and what it cost."""
@@ -134,11 +138,13 @@ class Model(ABC):
         *,
         tools: Sequence[ToolSpec] = (),
         output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice = "auto",
     ) -> ModelResponse:
         """Send `messages`.
 
-        With `tools`, the answer may be tool calls instead of text. With `output_schema`, the answer text
-        must be JSON matching that schema (constrained decoding where the provider supports it).
+        With `tools`, the answer may be tool calls instead of text; with `tool_choice="required"` it must be
+        (for an agent that should compute or look up rather than guess). With `output_schema`, the answer
+        text must be JSON matching that schema (constrained decoding where the provider supports it).
         Raises `ModelUnavailable` for transient failures, `ContextLengthExceeded`, or `ModelError`.
         """
 

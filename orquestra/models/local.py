@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from orquestra.exceptions import ContextLengthExceeded, ModelConfigError, ModelError
-from orquestra.models.base import Message, Model, ModelResponse, ToolCall, ToolSpec
+from orquestra.models.base import Message, Model, ModelResponse, ToolCall, ToolChoice, ToolSpec
 from orquestra.weights import INSTALL_HINT, QWEN_05B, ensure_weights
 
 if TYPE_CHECKING:
@@ -119,6 +119,7 @@ class LocalModel(Model):
         *,
         tools: Sequence[ToolSpec] = (),
         output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice = "auto",
     ) -> ModelResponse:
         """Answer `messages`: text, a tool call (with `tools`) or JSON matching `output_schema`.
 
@@ -130,8 +131,9 @@ class LocalModel(Model):
         chat = _chatml(messages)
         schema = output_schema
         if tools:
-            chat = _with_system(chat, _tool_instructions(tools))
-            schema = _tool_schema(tools)
+            required = tool_choice == "required"
+            chat = _with_system(chat, _tool_instructions(tools, required=required))
+            schema = _tool_schema(tools, required=required)
         elif output_schema is not None:
             # The grammar enforces the shape but shows the model nothing: without the schema (and its field
             # descriptions) in the prompt, the 0.5B model answers with the emptiest JSON that fits.
@@ -328,19 +330,20 @@ def _with_system(chat: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
     return [{"role": "system", "content": text}, *chat]
 
 
-def _tool_instructions(tools: Sequence[ToolSpec]) -> str:
+def _tool_instructions(tools: Sequence[ToolSpec], *, required: bool = False) -> str:
     lines = ["You can use these tools:"]
     for tool in tools:
         lines.append(f"- {tool.name}: {tool.description} Arguments (JSON schema): {_compact(tool.parameters)}")
-    lines += [
-        'To call a tool, reply with only {"tool": "<tool name>", "arguments": {<the arguments>}}.',
-        'When you have the final answer, reply with only {"answer": "<your answer>"}.',
-    ]
+    lines.append('To call a tool, reply with only {"tool": "<tool name>", "arguments": {<the arguments>}}.')
+    if required:
+        lines.append("Call a tool now.")
+    else:
+        lines.append('When you have the final answer, reply with only {"answer": "<your answer>"}.')
     return "\n".join(lines)
 
 
-def _tool_schema(tools: Sequence[ToolSpec]) -> dict[str, Any]:
-    """Either a call of one of `tools` with its arguments, or a final answer."""
+def _tool_schema(tools: Sequence[ToolSpec], *, required: bool = False) -> dict[str, Any]:
+    """A call of one of `tools` with its arguments, or (unless a call is `required`) a final answer."""
     calls = [
         {
             "type": "object",
@@ -349,6 +352,8 @@ def _tool_schema(tools: Sequence[ToolSpec]) -> dict[str, Any]:
         }
         for tool in tools
     ]
+    if required:
+        return {"anyOf": calls}
     answer = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
     return {"anyOf": [*calls, answer]}
 

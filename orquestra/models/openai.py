@@ -39,6 +39,7 @@ from orquestra.models.base import (
     OutputT,
     Price,
     ToolCall,
+    ToolChoice,
     ToolSpec,
     Usage,
     invalid_output,
@@ -114,6 +115,7 @@ class OpenAIModel(Model):
         *,
         tools: Sequence[ToolSpec] = (),
         output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice = "auto",
     ) -> ModelResponse:
         """Send `messages`; with `tools` the answer may be tool calls, with `output_schema` it is JSON."""
         response_format: ResponseFormatJSONSchema | openai.Omit = openai.omit
@@ -125,6 +127,7 @@ class OpenAIModel(Model):
                     model=self.model_name,
                     messages=_messages(messages),
                     tools=[_tool(spec) for spec in tools] if tools else openai.omit,
+                    tool_choice="required" if tools and tool_choice == "required" else openai.omit,
                     response_format=response_format,
                 )
             except (openai.OpenAIError, json.JSONDecodeError) as error:

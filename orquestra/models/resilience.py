@@ -14,7 +14,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from orquestra.backoff import BackoffWait
 from orquestra.exceptions import ModelUnavailable
-from orquestra.models.base import Message, Model, ModelResponse, OutputT, ToolSpec, Usage, WrapperModel
+from orquestra.models.base import Message, Model, ModelResponse, OutputT, ToolChoice, ToolSpec, Usage, WrapperModel
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,11 @@ class RetryingModel(WrapperModel):
         *,
         tools: Sequence[ToolSpec] = (),
         output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice = "auto",
     ) -> ModelResponse:
         """Send `messages`, retrying transient failures."""
         result: ModelResponse = await self._retrying()(
-            self.wrapped.request, messages, tools=tools, output_schema=output_schema
+            self.wrapped.request, messages, tools=tools, output_schema=output_schema, tool_choice=tool_choice
         )
         return result
 

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from orquestra.exceptions import ScriptExhausted
-from orquestra.models.base import Message, Model, ModelResponse, ToolSpec
+from orquestra.models.base import Message, Model, ModelResponse, ToolChoice, ToolSpec
 
 Answer = str | ModelResponse | BaseModel | dict[str, Any] | list[Any]
 Responder = Callable[[Sequence[Message]], Answer]
@@ -44,6 +44,8 @@ class ScriptedModel(Model):
         self.latency = latency
         self.calls: list[list[Message]] = []
         """Every request received, for tests to inspect."""
+        self.tool_choices: list[ToolChoice | None] = []
+        """The tool choice of each request (None when it offered no tools)."""
 
     async def request(
         self,
@@ -51,9 +53,11 @@ class ScriptedModel(Model):
         *,
         tools: Sequence[ToolSpec] = (),
         output_schema: dict[str, Any] | None = None,
+        tool_choice: ToolChoice = "auto",
     ) -> ModelResponse:
         """Return the scripted answer for `messages`."""
         self.calls.append(list(messages))
+        self.tool_choices.append(tool_choice if tools else None)
         if self.latency:
             await asyncio.sleep(self.latency)
         answer = self._next_answer(messages)
