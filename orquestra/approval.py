@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orquestra.dispatch import Assignment
 from orquestra.events import ApprovalDecided, ApprovalRequested, Event
-from orquestra.exceptions import OrquestraError
+from orquestra.exceptions import Refused
 from orquestra.graph import Task
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ POLL_INTERVAL = 0.25
 """Seconds between looks at the run store for a decision made by another process."""
 
 
-class ApprovalRejected(OrquestraError):
+class ApprovalRejected(Refused):
     """A person rejected a task (or no decision came in time): the task fails and its dependents are skipped."""
 
 
@@ -50,6 +50,13 @@ class Decision:
     by: str = ""
     """Who or what decided: 'cli', 'repl', 'callback', 'timeout', or a name."""
 
+    def __post_init__(self) -> None:
+        # An approver's typo must not fail open: an unknown verdict would otherwise let the task run.
+        if self.verdict not in ("approved", "edited", "rejected"):
+            raise ValueError(f"unknown verdict '{self.verdict}' (approved, edited or rejected)")
+        if self.verdict == "edited" and not (self.instruction or "").strip():
+            raise ValueError("an edit needs a new instruction")
+
     @classmethod
     def approve(cls, note: str = "", *, by: str = "") -> Decision:
         """Run the task as planned."""
@@ -63,8 +70,6 @@ class Decision:
     @classmethod
     def edit(cls, instruction: str, note: str = "", *, by: str = "") -> Decision:
         """Run the task with `instruction` instead of the planned one."""
-        if not instruction.strip():
-            raise ValueError("an edit needs a new instruction")
         return cls("edited", note, instruction, by)
 
 
@@ -163,7 +168,14 @@ class ApprovalGate:
         if self.store is not None:
             await asyncio.to_thread(self.store.request_approval, self.run_id, task, request.reasons)
         self._emit(ApprovalRequested(self.run_id, task.id, request.agent, task.instruction, request.reasons))
-        decision = await self._first_decision(request)
+        try:
+            decision = await self._first_decision(request)
+        except BaseException:
+            # Cancelled (Ctrl-C, the run stopped) while waiting: close the request, so that `orquestra
+            # approve` no longer offers a task nobody waits for.
+            if self.store is not None:
+                self.store.decide(self.run_id, task.id, Decision.reject("the run stopped waiting", by="run"))
+            raise
         if self.store is not None:
             # The store keeps the first decision written; another process may have decided meanwhile.
             decision = await asyncio.to_thread(self.store.decide, self.run_id, task.id, decision)
@@ -188,8 +200,13 @@ class ApprovalGate:
             done, _ = await asyncio.wait(sources, timeout=self.policy.timeout, return_when=asyncio.FIRST_COMPLETED)
             if not done:
                 return Decision.reject(f"no decision within {self.policy.timeout:g} s", by="timeout")
-            # A source that fails (a callback that raises) must not leave the task waiting for ever.
-            return next(iter(done)).result()
+            decided = [source for source in done if source.exception() is None]
+            if decided:
+                return decided[0].result()
+            # A source that fails (a callback that raises) must not leave the task waiting for ever: it
+            # rejects the task, and the reason says why.
+            error = next(iter(done)).exception()
+            return Decision.reject(f"the approver failed: {type(error).__name__}: {error}", by="approver")
         finally:
             for source in sources:
                 source.cancel()
@@ -205,8 +222,13 @@ class ApprovalGate:
 
 
 async def _ask(approver: Approver, request: ApprovalRequest) -> Decision:
-    answer = approver(request)
-    decision = await answer if inspect.isawaitable(answer) else answer
+    if inspect.iscoroutinefunction(approver):
+        decision = await approver(request)
+    else:
+        # A plain function may block (input(), an HTTP call): in a thread, it holds up neither the other
+        # branches nor the approval timeout.
+        answer = await asyncio.to_thread(approver, request)
+        decision = await answer if inspect.isawaitable(answer) else answer
     if not isinstance(decision, Decision):
         raise TypeError(f"an approver must return a Decision, not {type(decision).__name__}")
     return decision

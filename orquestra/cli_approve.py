@@ -6,7 +6,9 @@ process within a moment. Without a task, the command lists what waits for a deci
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,6 +38,15 @@ def approve_command(
     path = store_path()
     if not path.exists():
         raise UserError(f"no runs recorded yet (run store at {path})")
+    try:
+        _decide(path, run_id, task_id, reject, edit, note)
+    except sqlite3.Error as error:
+        raise UserError(f"{path}: the run store cannot be used: {error}") from None
+
+
+def _decide(
+    path: Path, run_id: str | None, task_id: str | None, reject: str | None, edit: str | None, note: str
+) -> None:
     console = Console()
     with RunStore(path) as store:
         full_id = store.resolve(run_id) if run_id is not None else None
@@ -47,7 +58,7 @@ def approve_command(
         if record.decision is not None:
             raise UserError(f"task '{task_id}' of run {full_id} was already {_described(record.decision)}")
         if reject is not None:
-            decision = Decision.reject(reject, by="cli")
+            decision = Decision.reject("; ".join(part for part in (reject, note) if part), by="cli")
         elif edit is not None:
             if not edit.strip():
                 raise UserError("--edit: the new instruction is empty")

@@ -34,7 +34,7 @@ from orquestra.events import (
     TaskStarted,
     TaskSucceeded,
 )
-from orquestra.exceptions import StopRun, TransientError
+from orquestra.exceptions import Refused, StopRun, TransientError
 from orquestra.graph import GraphPatch, Task, TaskGraph
 
 RunTask = Callable[[Task, Mapping[str, Any]], Awaitable[Any]]
@@ -311,7 +311,12 @@ class Execution:
         open_statuses = (TaskStatus.PENDING, TaskStatus.SKIPPED)
         frozen = {task_id for task_id, status in self.statuses.items() if status not in open_statuses}
         # A failed task may be removed (not changed) once an alternative takes its place; its error is kept.
-        frozen -= {task_id for task_id in patch.remove if self.statuses.get(task_id) is TaskStatus.FAILED}
+        # One a person refused may not: a replan must not quietly work around their decision.
+        frozen -= {
+            task_id
+            for task_id in patch.remove
+            if self.statuses.get(task_id) is TaskStatus.FAILED and not isinstance(self.errors.get(task_id), Refused)
+        }
         new_graph = self.graph.apply(patch, frozen=frozen)
         removed = [task_id for task_id in self.graph.by_id if task_id not in new_graph.by_id]
         for task_id in removed:

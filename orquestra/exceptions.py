@@ -41,6 +41,10 @@ class DispatchError(UserError):
     """No agent in the registry can take a task."""
 
 
+class Refused(OrquestraError):
+    """A person refused a task: it fails for good, and no patch may remove or replace it."""
+
+
 class TransientError(OrquestraError):
     """A failure worth retrying (rate limit, timeout, dropped connection).
 

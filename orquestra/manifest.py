@@ -560,7 +560,10 @@ class ManifestRunner:
 
     def _render(self, spec: ManifestTask, task: Task, context: Mapping[str, Any]) -> Task:
         try:
-            instruction = self._templates[spec.name].render(**context)
+            # An instruction a person edited at approval replaces the manifest's template (and is one itself).
+            edited = task.instruction != spec.instruction
+            template = _ENV.from_string(task.instruction) if edited else self._templates[spec.name]
+            instruction = template.render(**context)
         except TemplateError as error:
             raise ManifestError(f"task '{spec.name}': instruction: {_message(error)}") from None
         return task.model_copy(update={"instruction": instruction})

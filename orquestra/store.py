@@ -378,6 +378,12 @@ class RunStore:
                     "UPDATE runs SET status = ?, reason = ?, finished_at = ? WHERE id = ?",
                     (status, reason, event.at, event.run_id),
                 )
+                # Nothing waits for these any more: close them, so `orquestra approve` stops offering them.
+                db.execute(
+                    "UPDATE approvals SET verdict = 'rejected', note = 'the run ended', decided_by = 'run',"
+                    " decided_at = ? WHERE run_id = ? AND verdict IS NULL",
+                    (event.at, event.run_id),
+                )
             case _:
                 pass
 
@@ -565,10 +571,10 @@ class RunStore:
         return exported
 
     def delete(self, run_id: str) -> str:
-        """Delete the run `run_id` (or a unique prefix of it) with its tasks and events; returns its full id."""
+        """Delete the run `run_id` (or a unique prefix of it) with its tasks, events and approvals; returns its id."""
         full_id = self.resolve(run_id)
         with self._write() as db:
-            for table, column in (("events", "run_id"), ("tasks", "run_id"), ("runs", "id")):
+            for table, column in (("events", "run_id"), ("tasks", "run_id"), ("approvals", "run_id"), ("runs", "id")):
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (full_id,))
         return full_id
 

@@ -17,9 +17,10 @@ from orquestra import RunStatus
 from orquestra.approval import ApprovalPolicy, ApprovalRejected, ApprovalRequest, Decision
 from orquestra.config import load_settings
 from orquestra.dispatch import Dispatcher
-from orquestra.events import ApprovalDecided, ApprovalRequested, Event, TaskSucceeded
-from orquestra.exceptions import UserError
-from orquestra.graph import Task, TaskGraph
+from orquestra.engine import Engine
+from orquestra.events import ApprovalDecided, ApprovalRequested, Event, TaskFailed, TaskSucceeded
+from orquestra.exceptions import PatchRefused, UserError
+from orquestra.graph import GraphPatch, Task, TaskGraph
 from orquestra.models import Message, ScriptedModel
 from orquestra.registry import AgentCard, Registry
 from orquestra.store import UnknownApproval, open_store
@@ -323,3 +324,73 @@ def test_orquestra_run_waits_for_orquestra_approve_and_shows_how(tmp_path: Path)
     assert run.returncode == 1, err  # the rejected task failed; the other branch ran to the end
     assert "Traceback" not in err
     assert "rejected by cli: not yet" in out and "1 succeeded" in out and "1 failed" in out
+
+
+# ---------------------------------------------------------------- robustness
+
+
+def test_a_decision_with_an_unknown_verdict_is_refused_not_taken_as_approval() -> None:
+    with pytest.raises(ValueError, match="unknown verdict 'reject'"):
+        Decision("reject")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="an edit needs a new instruction"):
+        Decision.edit("  ")
+
+
+async def test_a_blocking_approver_holds_up_neither_the_timeout_nor_other_branches() -> None:
+    def slow(request: ApprovalRequest) -> Decision:
+        time.sleep(1.0)  # a person at input(), say
+        return Decision.approve(by="slow")
+
+    the_team = team(approver=slow, store=False, approval=ApprovalPolicy(timeout=0.1))
+    outcome = await the_team.execute(GRAPH, dynamic=False)
+    assert "rejected by timeout" in str(outcome.run.errors["send"])
+    assert outcome.run.outputs["summary"] == "did: Summarise the facts"
+
+
+async def test_cancelling_a_run_closes_its_waiting_requests(tmp_path: Path) -> None:
+    with open_store(tmp_path) as store:
+        executions = []
+        the_team = team(store=store)
+        running = asyncio.create_task(the_team.execute(GRAPH, dynamic=False, started=executions.append))
+        while not store.approvals(pending=True):
+            await asyncio.sleep(0.01)
+        executions[0].cancel("interrupted by Ctrl-C")
+        outcome = await running
+        assert outcome.run.status is RunStatus.CANCELLED
+        assert store.approvals(pending=True) == []
+        (record,) = store.approvals(outcome.run.run_id)
+        assert record.decision == Decision.reject("the run stopped waiting", by="run")
+
+
+async def test_a_finished_run_closes_requests_left_open(tmp_path: Path) -> None:
+    with open_store(tmp_path) as store:
+        await record_run(store, make_graph({"send": []}), "run000000001")
+        store.request_approval("run000000001", GRAPH["send"], ["the plan asks for approval"])
+        await record_run(store, make_graph({"send": []}), "run000000001")  # its RunFinished again
+        assert store.decision("run000000001", "send") == Decision.reject("the run ended", by="run")
+
+
+async def test_a_replan_may_not_remove_a_task_a_person_rejected() -> None:
+    async def gate(task: Task) -> Task:
+        if task.id == "send":
+            raise ApprovalRejected("task 'send' was rejected by dana: no")
+        return task
+
+    async def run_task(task: Task, inputs: object) -> str:
+        return task.id
+
+    engine = Engine(run_task, gate=gate)
+    refusals: list[str] = []
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, TaskFailed) and event.task_id == "send":
+            try:
+                execution.apply(GraphPatch(remove=("send",), add=(Task(id="send2", instruction="x", capability="w"),)))
+            except PatchRefused as error:
+                refusals.append(str(error))
+
+    engine.subscribe(on_event)
+    execution = engine.start(graph(Task(id="send", instruction="Send", capability="w")))
+    result = await execution
+    assert refusals and "send" in refusals[0]
+    assert result.status is RunStatus.FAILED and "send2" not in result.graph.by_id

@@ -315,16 +315,24 @@ async def test_manifest_tasks_and_inline_agents_can_require_approval(tmp_path, r
     text = BLOG.replace(
         "    description: Edits drafts.\n", "    description: Edits drafts.\n    requires_approval: true\n"
     )
-    text += "  - name: notes\n    agent: writer_agent\n    instruction: Jot notes.\n    requires_approval: true\n"
+    text += (
+        "  - name: notes\n    agent: writer_agent\n    instruction: Jot notes.\n"
+        "    depends_on: [draft_blog_post]\n    requires_approval: true\n"
+    )
     manifest = load_manifest(write(tmp_path, text), registry)
     asked: list[tuple[str, tuple[str, ...]]] = []
 
     def approver(request: ApprovalRequest) -> Decision:
         asked.append((request.task.id, request.reasons))
-        return Decision.approve() if request.task.id == "notes" else Decision.reject("not now")
+        if request.task.id == "notes":
+            return Decision.edit("Jot notes on {{ tasks.draft_blog_post.output }}")
+        return Decision.reject("not now")
 
-    team = AutoTeam(model=ScriptedModel(lambda m: "fine"), memory=False, store=False, approver=approver)
+    model = ScriptedModel(lambda m: "fine")
+    team = AutoTeam(model=model, memory=False, store=False, approver=approver)
     result = await apply_manifest(manifest, team=team)
+    # The edited instruction ran, rendered as a template like the one it replaced.
+    assert any("Your task (notes): Jot notes on fine" in call[-1].content for call in model.calls)
     assert sorted(asked) == [
         ("edit_blog_post", ("agent 'editor_agent' requires approval",)),
         ("notes", ("the plan asks for approval",)),
