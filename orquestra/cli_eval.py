@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from orquestra.approval import ApprovalPolicy
 from orquestra.config import Settings, load_settings
 from orquestra.evals.baseline import baseline_planner
 from orquestra.evals.planning import BASELINE, ORQUESTRA, PlanFn, ResultLog, orquestra_planner, run_planning
@@ -63,7 +64,9 @@ def build_embedder() -> Embed:
     """Local sentence embeddings for matching free-text steps (no network)."""
     from orquestra.embeddings import LocalEmbedder  # here: loading onnxruntime is only needed for free text
 
-    return LocalEmbedder().embed
+    embedder = LocalEmbedder()
+    embedder.embed(["warm-up"])  # a missing model fails now, before any planning is paid for
+    return embedder.embed
 
 
 @eval_app.command("planning")
@@ -154,6 +157,7 @@ def runs(
         model=build_model(model_spec, settings),
         memory=False,  # past runs must not leak into an eval
         store=False,
+        approval=ApprovalPolicy(),  # nobody is there to approve: the config file's policy would reject tasks
         max_replans=spec.max_replans,
         max_tasks=spec.max_tasks,
     )

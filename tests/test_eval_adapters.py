@@ -107,7 +107,10 @@ def test_suites_resolve_data_against_their_folder_or_the_data_option(tmp_path):
     assert moved.data_path() == elsewhere / "taskbench" / "huggingface" and len(moved.cases()) == 7
     # Paths outside data/ stay relative to the suite file.
     own = load_suite(FIXTURES / "suite-own.yaml", elsewhere)
-    assert own.data_path() == FIXTURES / "own-cases.yaml" and len(own.cases()) == 4
+    assert own.data_path() == FIXTURES / "own-cases.yaml"
+    # The fixture holds both kinds of case; one suite must not mix them (they are scored differently).
+    with pytest.raises(UserError, match="mixes free-text steps and capabilities"):
+        own.cases()
     assert len(load_suite(FIXTURES / "suite-worfbench.yaml").cases()) == 6
 
 

@@ -159,6 +159,8 @@ async def test_results_round_trip_and_an_interrupted_eval_resumes(tmp_path):
     assert len(model.calls) == 3  # only the unfinished case ran
     assert [r.case_id for r in results] == ["one", "chain", "dag"]
     assert results[:2] == first
+    # The result written after the torn line got a line of its own, so a third run finds all three.
+    assert len(ResultLog(tmp_path, {"suite": "s", "model": "brain"}).load()) == 3
     for result in results:
         assert result_from_json(json.loads(json.dumps(result_to_json(result)))) == result
 
@@ -182,3 +184,12 @@ def test_a_log_of_another_suite_or_model_is_refused_unless_fresh(tmp_path):
     with pytest.raises(UserError, match="holds results of suite 's' with model 'a'"):
         ResultLog(tmp_path, {"suite": "s", "model": "b"}).load()
     assert ResultLog(tmp_path, {"suite": "s", "model": "b"}, fresh=True).load() == {}
+
+
+def test_a_log_whose_lines_are_not_this_evals_is_one_clear_error(tmp_path):
+    (tmp_path / "results.jsonl").write_text('{"kind": "case"\n')
+    with pytest.raises(UserError, match="line 1 is not this eval's header; pass --fresh"):
+        ResultLog(tmp_path, {"suite": "s", "model": "m"}).load()
+    (tmp_path / "results.jsonl").write_text('{"kind": "header", "suite": "s", "model": "m"}\n{"kind": "case"}\n')
+    with pytest.raises(UserError, match="line 2 is not a result of this eval"):
+        ResultLog(tmp_path, {"suite": "s", "model": "m"}).load()

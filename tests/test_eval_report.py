@@ -95,3 +95,17 @@ def test_free_text_reports_score_steps_by_matching_not_by_label_equality(tmp_pat
     report = build_report(texts, suite="s", model="m", free_text=True, anchors=None, planners=["orquestra"])
     text = markdown(report)
     assert "f1_chain, per-case mean" in text and "node F1, pooled" not in text
+
+
+def test_per_case_edge_f1_leaves_out_cases_without_gold_edges():
+    one_task_failure = dataclasses.replace(
+        result("x", tp=0, fp=0, fn=1, shape="single", size=1, valid=False),
+        structure=StructureScores(Counts(0, 0, 1), Counts(0, 0, 0), 1.0, False),
+    )
+    with_edges = result("y")  # edges Counts(1, 0, 0): F1 1
+    missed_edges = dataclasses.replace(
+        result("z"), structure=StructureScores(Counts(1, 0, 0), Counts(0, 0, 2), 0.5, False)
+    )
+    summary = summarise([one_task_failure, with_edges, missed_edges], free_text=False)
+    # (1 + 0) / 2: the failed one-task case has no edges to find and does not count as a perfect 1.
+    assert summary["edge_f1"]["per_case"]["estimate"] == pytest.approx(0.5)

@@ -84,6 +84,9 @@ def test_eval_runs_checks_each_goal_and_reports_completion(monkeypatch, tmp_path
     )
     monkeypatch.setattr(cli_eval, "build_model", lambda spec, settings: ScriptedModel(arithmetic_brain, name="brain"))
     out = tmp_path / "out"
+    # A file an earlier attempt left behind must not pass this attempt's check.
+    (out / "workspaces" / "file").mkdir(parents=True)
+    (out / "workspaces" / "file" / "result.txt").write_text("84")
     result = runner.invoke(
         app(), ["eval", "runs", str(suite), "--out", str(out), "--model", "brain"], env={"COLUMNS": "200"}
     )

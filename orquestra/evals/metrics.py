@@ -75,7 +75,9 @@ METRIC_DEFINITIONS: dict[str, str] = {
     ),
     "per_case": (
         "Per-case (macro) mean: the score is computed for each case and the scores are averaged, every case "
-        "weighing the same; an invalid or missing plan counts with the score of an empty graph."
+        "weighing the same; an invalid or missing plan counts with the score of an empty graph. Edge F1's "
+        "per-case mean covers only cases whose gold graph has edges (a one-task case has none to find, and "
+        "would score 1 even for a failed plan)."
     ),
     "interval": (
         "95% bootstrap interval: cases are resampled with replacement 2000 times (fixed seed), the statistic is "

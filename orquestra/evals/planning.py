@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -213,16 +214,27 @@ class ResultLog:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
+                if number == 0:
+                    raise UserError(
+                        f"{self.path}: line 1 is not this eval's header; pass --fresh to start over"
+                    ) from None
                 continue  # a write cut short by an interruption; that case simply runs again
             if number == 0:
                 self._check_header(record)
-            elif record.get("kind") == "case":
-                result = result_from_json(record)
+            elif isinstance(record, dict) and record.get("kind") == "case":
+                try:
+                    result = result_from_json(record)
+                except (KeyError, TypeError, ValueError):
+                    raise UserError(
+                        f"{self.path}: line {number + 1} is not a result of this eval; pass --fresh to start over"
+                    ) from None
                 if not (drop_errors and result.error):
                     results[(result.planner, result.case_id)] = result
         return results
 
-    def _check_header(self, record: Mapping[str, Any]) -> None:
+    def _check_header(self, record: Any) -> None:
+        if not isinstance(record, dict) or record.get("kind") != "header":
+            raise UserError(f"{self.path}: line 1 is not this eval's header; pass --fresh to start over")
         for key in ("suite", "model"):
             if record.get(key) != self.header.get(key):
                 raise UserError(
@@ -233,14 +245,20 @@ class ResultLog:
     def rewrite(self, results: Iterable[CaseResult]) -> None:
         """Start the log again with these results (used when errored cases are run again)."""
         lines = [json.dumps(self.header)] + [json.dumps(result_to_json(result)) for result in results]
-        self.path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        # Written aside, then moved into place: an interruption here must not lose the whole log.
+        partial = self.path.with_suffix(".partial")
+        partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.replace(partial, self.path)
 
     def append(self, result: CaseResult) -> None:
         """Add one result, flushed to disk at once (the file is closed after every line)."""
         new = not self.path.exists() or self.path.stat().st_size == 0
+        torn = not new and not self.path.read_bytes().endswith(b"\n")
         with self.path.open("a", encoding="utf-8") as file:
             if new:
                 file.write(json.dumps(self.header) + "\n")
+            elif torn:  # a line cut short by an interruption: end it, so this result gets a line of its own
+                file.write("\n")
             file.write(json.dumps(result_to_json(result)) + "\n")
 
 

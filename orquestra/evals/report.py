@@ -73,7 +73,8 @@ def _scores(results: Sequence[CaseResult], *, free_text: bool, rounds: int = 200
             },
             "edge_f1": {
                 "pooled": _interval(bootstrap_pooled_f1(edges, rounds=rounds)),
-                "per_case": _interval(bootstrap_mean([c.f1 for c in edges], rounds=rounds)),
+                # Only cases with gold edges: on a one-task case, even an empty plan would "find" all none.
+                "per_case": _interval(bootstrap_mean([c.f1 for c in edges if c.tp + c.fn], rounds=rounds)),
             },
             "normalized_edit_distance": _interval(
                 bootstrap_mean([r.structure.normalized_edit_distance for r in results], rounds=rounds)

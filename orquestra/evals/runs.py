@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -223,9 +224,12 @@ class RunLog:
     def append(self, result: RunCaseResult) -> None:
         """Add one result, flushed at once."""
         new = not self.path.exists() or self.path.stat().st_size == 0
+        torn = not new and not self.path.read_bytes().endswith(b"\n")
         with self.path.open("a", encoding="utf-8") as file:
             if new:
                 file.write(json.dumps(self.header) + "\n")
+            elif torn:  # a line cut short by an interruption: end it, so this result gets a line of its own
+                file.write("\n")
             file.write(json.dumps({"kind": "case", **asdict(result)}) + "\n")
 
 
@@ -243,8 +247,11 @@ async def run_suite(
     gate = asyncio.Semaphore(concurrency)
 
     async def one(case: RunCase) -> None:
+        workspace = workspaces / case.id
+        # Files an earlier attempt left behind must not satisfy this attempt's checks.
+        shutil.rmtree(workspace, ignore_errors=True)
         async with gate:
-            result = await run_goal(team, case, workspaces / case.id)
+            result = await run_goal(team, case, workspace)
         log.append(result)
         done[case.id] = result
         if on_result is not None:

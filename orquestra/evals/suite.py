@@ -116,6 +116,11 @@ class Suite:
         else:
             inline = OwnCases(capabilities=spec.capabilities, cases=spec.cases or [])
             cases = own_cases(inline, _builtin_catalogue())
+        if len({case.free_text for case in cases}) > 1:
+            raise UserError(
+                f"{self.path}: the suite mixes free-text steps and capabilities, which are scored differently; "
+                "put them in two suites"
+            )
         ids = [case.id for case in cases]
         if len(set(ids)) != len(ids):
             duplicate = next(case_id for case_id in ids if ids.count(case_id) > 1)
