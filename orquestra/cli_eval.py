@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,7 @@ from orquestra.registry import Registry
 from orquestra.team import AutoTeam
 
 EXIT_INTERRUPTED = 130
+SAMPLE_SEED = 20241
 DEFAULT_OUT = Path("eval-results")
 
 eval_app = typer.Typer(help="Measure planning quality and whole runs on eval suites.", no_args_is_help=True)
@@ -86,12 +88,22 @@ def planning(
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="Run cases that errored before again.")] = False,
     concurrency: Annotated[int, typer.Option(min=1, help="Cases planned at once.")] = 2,
     format: Annotated[str, typer.Option("--format", help="Report file: md or html.")] = "md",
+    sample: Annotated[
+        int | None,
+        typer.Option("--sample", min=1, help="N cases drawn at random (seeded: the same N each time), in suite order."),
+    ] = None,
 ) -> None:
     """Plan every case of a suite, score each plan against its gold graph, and write a report."""
     if format not in ("md", "html"):
         raise UserError(f"--format: unknown format '{format}' (choose md or html)")
+    if sample is not None and limit is not None:
+        raise UserError("--sample and --limit exclude each other: choose the first N cases or N at random")
     loaded = load_suite(suite, data)
     cases = loaded.cases()[:limit] if limit else loaded.cases()
+    if sample is not None and sample < len(cases):
+        # A fixed seed: a rerun with the same N draws the same cases, so an interrupted eval resumes.
+        chosen = set(random.Random(SAMPLE_SEED).sample(range(len(cases)), sample))
+        cases = [case for index, case in enumerate(cases) if index in chosen]
     settings = load_settings()
     spec = model or settings.planning_model
     the_model = build_model(spec, settings)

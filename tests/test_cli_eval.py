@@ -133,3 +133,17 @@ def test_the_eval_command_is_mounted_and_a_missing_suite_is_one_line(tmp_path):
     from .test_cli import assert_user_error, orquestra
 
     assert_user_error(orquestra("eval", "planning", str(tmp_path / "missing.yaml")), "missing.yaml", "no such file")
+
+
+def test_a_sample_is_the_same_cases_every_time_in_suite_order(brain, tmp_path):
+    ids = []
+    for attempt in range(2):
+        out = tmp_path / f"out{attempt}"
+        result = invoke("planning", str(SUITE), "--sample", "3", "--out", str(out), "--model", "brain")
+        assert result.exit_code == 0, result.output
+        ids.append([case["case_id"] for case in json.loads((out / "report.json").read_text())["cases"]])
+    assert ids[0] == ids[1] and len(ids[0]) == 3
+    order = [case.id for case in load_taskbench(FIXTURES / "data" / "taskbench" / "huggingface")]
+    assert ids[0] == sorted(ids[0], key=order.index)
+    clash = invoke("planning", str(SUITE), "--sample", "3", "--limit", "2", "--model", "brain")
+    assert isinstance(clash.exception, UserError) and "--sample and --limit exclude" in str(clash.exception)
