@@ -13,6 +13,7 @@ store, the store is the arbiter: the first decision written there wins, and ever
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -174,7 +175,8 @@ class ApprovalGate:
             # Cancelled (Ctrl-C, the run stopped) while waiting: close the request, so that `orquestra
             # approve` no longer offers a task nobody waits for.
             if self.store is not None:
-                self.store.decide(self.run_id, task.id, Decision.reject("the run stopped waiting", by="run"))
+                with contextlib.suppress(Exception):  # the store failing here must not hide why the wait ended
+                    self.store.decide(self.run_id, task.id, Decision.reject("the run stopped waiting", by="run"))
             raise
         if self.store is not None:
             # The store keeps the first decision written; another process may have decided meanwhile.
