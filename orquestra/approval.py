@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -28,6 +29,8 @@ from orquestra.graph import Task
 
 if TYPE_CHECKING:
     from orquestra.store import RunStore
+
+log = logging.getLogger(__name__)
 
 Verdict = Literal["approved", "edited", "rejected"]
 
@@ -168,6 +171,14 @@ class ApprovalGate:
         request = ApprovalRequest(self.run_id, task, assignment.agent.name, tuple(reasons))
         if self.store is not None:
             await asyncio.to_thread(self.store.request_approval, self.run_id, task, request.reasons)
+            if not self.approvers:  # nothing in this process will ask: say how to answer, or it waits unseen
+                log.warning(
+                    "task '%s' waits for approval (%s): orquestra approve %s %s [--reject REASON | --edit TEXT]",
+                    task.id,
+                    "; ".join(reasons),
+                    self.run_id,
+                    task.id,
+                )
         self._emit(ApprovalRequested(self.run_id, task.id, request.agent, task.instruction, request.reasons))
         try:
             decision = await self._first_decision(request)

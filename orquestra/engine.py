@@ -370,8 +370,11 @@ class Execution:
         if self._engine.gate is not None:
             passed = await self._engine.gate(task)
             if passed != task:
-                # An edited task replaces the planned one, so the graph says what really ran.
+                # An edited task replaces the planned one, so the graph (and whoever records it) says what ran.
                 self.graph = TaskGraph(tasks=tuple(passed if t.id == task.id else t for t in self.graph.tasks))
+                if self._events:
+                    edit = GraphPatch(replace=(passed,), reason=f"task '{task.id}' was edited before it started")
+                    self._events.emit(GraphPatched(self.run_id, edit, self.graph))
                 task = passed
         key = self._engine.limit_key(task) if self._engine.limit_key else None
         key_limit = self._engine.limits.get(key) if key is not None else None

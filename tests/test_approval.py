@@ -218,7 +218,9 @@ def test_the_store_keeps_the_first_decision(tmp_path: Path) -> None:
             store.approval("run1", "other")
 
 
-async def test_a_run_waits_for_the_store_and_a_store_decision_wins(tmp_path: Path) -> None:
+async def test_a_run_waits_for_the_store_and_a_store_decision_wins(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     events, record = recorder()
     with open_store(tmp_path) as store:
 
@@ -235,6 +237,11 @@ async def test_a_run_waits_for_the_store_and_a_store_decision_wins(tmp_path: Pat
         stored = store.get(outcome.run.run_id)
     kinds = [e.type for e in stored.events]
     assert "ApprovalRequested" in kinds and "ApprovalDecided" in kinds
+    # The recorded graph says what ran: the edit reached the store as a patch.
+    assert stored.run.graph is not None
+    assert {t["id"]: t["instruction"] for t in stored.run.graph["tasks"]}["send"] == "Send it twice"
+    # Nothing in the process could ask, so the log says how to answer.
+    assert f"orquestra approve {stored.run.id} send" in caplog.text
     requested = next(e for e in events if isinstance(e, ApprovalRequested))
     assert requested.instruction == "Send the invoice"
 
