@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orquestra import cli_eval
-from orquestra.evals.runs import RunCase, failed_checks, load_run_suite
+from orquestra.evals.runs import RunCase, RunLog, failed_checks, load_run_suite
 from orquestra.exceptions import UserError
 from orquestra.models import Message, ModelResponse, ScriptedModel, ToolCall
 
@@ -115,3 +115,12 @@ def test_a_run_that_errors_is_listed_not_dropped(monkeypatch, tmp_path):
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     [case] = report["results"]
     assert case["status"] == "error" and not case["passed"] and case["error"]
+
+
+def test_the_run_log_refuses_files_that_are_not_its_own(tmp_path):
+    (tmp_path / "runs.jsonl").write_text("not json\n")
+    with pytest.raises(UserError, match="line 1 is not this eval's header; pass --fresh"):
+        RunLog(tmp_path, {"suite": "s", "model": "m"}).load()
+    (tmp_path / "runs.jsonl").write_text('{"kind": "header", "suite": "s", "model": "m"}\n{"kind": "case"}\n')
+    with pytest.raises(UserError, match="line 2 is not a result of this eval"):
+        RunLog(tmp_path, {"suite": "s", "model": "m"}).load()

@@ -9,8 +9,6 @@ JSON-lines log as each case finishes, which is what lets an interrupted eval res
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -28,6 +26,7 @@ from orquestra.evals.cases import (
     TextScores,
     Validity,
 )
+from orquestra.evals.jsonlog import JsonLinesLog
 from orquestra.evals.metrics import check_plan, predicted_graph, structure_scores
 from orquestra.evals.textmatch import Embed, text_scores
 from orquestra.exceptions import UserError
@@ -188,78 +187,34 @@ def _describe(error: BaseException) -> str:
 # ---------------------------------------------------------------------------------------------- the log
 
 
-class ResultLog:
-    """The JSON-lines log of one eval: a header naming suite and model, then one `CaseResult` a line.
+class ResultLog(JsonLinesLog):
+    """The planning eval's log: a header naming suite and model, then one `CaseResult` a line.
 
     Reopening a log for another suite or model is refused, so results of different evals never mix.
     """
 
     def __init__(self, folder: Path, header: Mapping[str, Any], *, fresh: bool = False) -> None:
-        self.path = folder / LOG_NAME
-        self.header = {"kind": "header", "version": LOG_VERSION, **header}
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            if fresh and self.path.exists():
-                self.path.unlink()
-        except OSError as error:
-            raise UserError(f"{folder}: cannot use the output folder: {error.strerror}") from None
+        super().__init__(folder / LOG_NAME, {"version": LOG_VERSION, **header}, fresh=fresh)
 
     def load(self, *, drop_errors: bool = False) -> dict[tuple[str, str], CaseResult]:
         """The results already logged, by (planner, case id); a torn last line is ignored."""
-        if not self.path.exists():
-            return {}
-        lines = self.path.read_text(encoding="utf-8").splitlines()
         results: dict[tuple[str, str], CaseResult] = {}
-        for number, line in enumerate(lines):
+        for number, record in self.records():
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                if number == 0:
-                    raise UserError(
-                        f"{self.path}: line 1 is not this eval's header; pass --fresh to start over"
-                    ) from None
-                continue  # a write cut short by an interruption; that case simply runs again
-            if number == 0:
-                self._check_header(record)
-            elif isinstance(record, dict) and record.get("kind") == "case":
-                try:
-                    result = result_from_json(record)
-                except (KeyError, TypeError, ValueError):
-                    raise UserError(
-                        f"{self.path}: line {number + 1} is not a result of this eval; pass --fresh to start over"
-                    ) from None
-                if not (drop_errors and result.error):
-                    results[(result.planner, result.case_id)] = result
+                result = result_from_json(record)
+            except (KeyError, TypeError, ValueError):
+                raise self.not_a_result(number) from None
+            if not (drop_errors and result.error):
+                results[(result.planner, result.case_id)] = result
         return results
-
-    def _check_header(self, record: Any) -> None:
-        if not isinstance(record, dict) or record.get("kind") != "header":
-            raise UserError(f"{self.path}: line 1 is not this eval's header; pass --fresh to start over")
-        for key in ("suite", "model"):
-            if record.get(key) != self.header.get(key):
-                raise UserError(
-                    f"{self.path}: holds results of suite '{record.get('suite')}' with model '{record.get('model')}'; "
-                    "pass --fresh to start over or --out for another folder"
-                )
 
     def rewrite(self, results: Iterable[CaseResult]) -> None:
         """Start the log again with these results (used when errored cases are run again)."""
-        lines = [json.dumps(self.header)] + [json.dumps(result_to_json(result)) for result in results]
-        # Written aside, then moved into place: an interruption here must not lose the whole log.
-        partial = self.path.with_suffix(".partial")
-        partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(partial, self.path)
+        self.write_records(result_to_json(result) for result in results)
 
     def append(self, result: CaseResult) -> None:
-        """Add one result, flushed to disk at once (the file is closed after every line)."""
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        torn = not new and not self.path.read_bytes().endswith(b"\n")
-        with self.path.open("a", encoding="utf-8") as file:
-            if new:
-                file.write(json.dumps(self.header) + "\n")
-            elif torn:  # a line cut short by an interruption: end it, so this result gets a line of its own
-                file.write("\n")
-            file.write(json.dumps(result_to_json(result)) + "\n")
+        """Add one result, flushed to disk at once."""
+        self.add_record(result_to_json(result))
 
 
 def result_to_json(result: CaseResult) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orquestra.datafile import read_data
+from orquestra.evals.jsonlog import JsonLinesLog
 from orquestra.evals.stats import bootstrap_rate
 from orquestra.exceptions import UserError, describe_validation_error
 from orquestra.team import AutoTeam, TeamResult
@@ -189,48 +189,26 @@ async def _run(team: AutoTeam, goal: str, workspace: Path) -> TeamResult:
     return await team.finish(goal, plan, outcome)
 
 
-class RunLog:
-    """The JSON-lines log of a run eval: a header naming suite and model, then one result a line."""
+class RunLog(JsonLinesLog):
+    """The run eval's log: a header naming suite and model, then one result a line."""
 
     def __init__(self, folder: Path, header: Mapping[str, Any], *, fresh: bool = False) -> None:
-        self.path = folder / LOG_NAME
-        self.header = {"kind": "header", **header}
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            if fresh and self.path.exists():
-                self.path.unlink()
-        except OSError as error:
-            raise UserError(f"{folder}: cannot use the output folder: {error.strerror}") from None
+        super().__init__(folder / LOG_NAME, header, fresh=fresh)
 
     def load(self) -> dict[str, RunCaseResult]:
         """Results already logged, by case id; a torn last line is ignored."""
-        if not self.path.exists():
-            return {}
         results = {}
-        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines()):
+        for number, record in self.records():
+            fields = {key: value for key, value in record.items() if key != "kind"}
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if number == 0 and any(record.get(k) != self.header.get(k) for k in ("suite", "model")):
-                raise UserError(
-                    f"{self.path}: holds results of suite '{record.get('suite')}' with model '{record.get('model')}'; "
-                    "pass --fresh to start over or --out for another folder"
-                )
-            if record.pop("kind", None) == "case":
-                results[record["case_id"]] = RunCaseResult(**record)
+                results[record["case_id"]] = RunCaseResult(**fields)
+            except (KeyError, TypeError):
+                raise self.not_a_result(number) from None
         return results
 
     def append(self, result: RunCaseResult) -> None:
-        """Add one result, flushed at once."""
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        torn = not new and not self.path.read_bytes().endswith(b"\n")
-        with self.path.open("a", encoding="utf-8") as file:
-            if new:
-                file.write(json.dumps(self.header) + "\n")
-            elif torn:  # a line cut short by an interruption: end it, so this result gets a line of its own
-                file.write("\n")
-            file.write(json.dumps({"kind": "case", **asdict(result)}) + "\n")
+        """Add one result, flushed to disk at once."""
+        self.add_record({"kind": "case", **asdict(result)})
 
 
 async def run_suite(
