@@ -26,6 +26,7 @@ from orquestra.cli_apply import apply_command
 from orquestra.cli_approve import approve_command
 from orquestra.cli_eval import eval_app
 from orquestra.cli_memory import memory_app
+from orquestra.cli_options import PlannerModelOption, RegistryFolders
 from orquestra.cli_runs import runs_app
 from orquestra.config import load_settings
 from orquestra.console import ProgressView, graph_tree, mermaid, run_summary
@@ -67,15 +68,6 @@ app.add_typer(memory_app, name="memory", help="List, search, show and forget the
 console = Console()
 errors = Console(stderr=True)
 
-RegistryFolders = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--registry",
-        "-r",
-        help="A registry folder (agents/, tools/) added on top of the built-in one; repeatable.",
-        envvar="ORQUESTRA_REGISTRY",
-    ),
-]
 ModelOption = Annotated[
     str | None,
     typer.Option(
@@ -87,10 +79,6 @@ ModelOption = Annotated[
 ]
 MemoryOption = Annotated[
     bool, typer.Option("--memory/--no-memory", help="Recall similar past runs before planning, and remember this one.")
-]
-PlannerModelOption = Annotated[
-    str | None,
-    typer.Option("--planner-model", help="Model for planning, if not the default.", show_default=False),
 ]
 
 

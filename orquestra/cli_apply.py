@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
+from orquestra.cli_options import RegistryFolders
 from orquestra.config import load_settings
 from orquestra.console import ProgressView
 from orquestra.engine import Execution, RunStatus, TaskStatus
@@ -44,15 +45,7 @@ def apply_command(
             show_default=False,
         ),
     ] = None,
-    registry: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--registry",
-            "-r",
-            help="A registry folder (agents/, tools/) added on top of the built-in one; repeatable.",
-            envvar="ORQUESTRA_REGISTRY",
-        ),
-    ] = None,
+    registry: RegistryFolders = None,
     max_concurrency: Annotated[int, typer.Option(min=1, help="Tasks running at once.")] = 4,
     timeout: Annotated[float | None, typer.Option(min=0.001, help="Seconds one task attempt may take.")] = None,
     retries: Annotated[int, typer.Option(min=0, help="Retries per task on transient errors.")] = 2,

@@ -31,6 +31,7 @@ from rich.text import Text
 
 from orquestra.approval import ApprovalRequest, Decision
 from orquestra.budget import Budget, BudgetMeter
+from orquestra.cli_options import PlannerModelOption, RegistryFolders
 from orquestra.config import load_settings
 from orquestra.console import ProgressView, graph_tree, run_summary
 from orquestra.engine import Execution
@@ -411,15 +412,8 @@ def repl_command(
         str | None,
         typer.Option("--model", "-m", help="Default model (local, openai:<model>, ...).", show_default=False),
     ] = None,
-    planner_model: Annotated[
-        str | None, typer.Option("--planner-model", help="Model for planning, if not the default.", show_default=False)
-    ] = None,
-    registry: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--registry", "-r", help="A registry folder added on top; repeatable.", envvar="ORQUESTRA_REGISTRY"
-        ),
-    ] = None,
+    planner_model: PlannerModelOption = None,
+    registry: RegistryFolders = None,
     memory: Annotated[
         bool, typer.Option("--memory/--no-memory", help="Recall similar past runs before planning, and remember runs.")
     ] = True,
