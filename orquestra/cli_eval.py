@@ -71,6 +71,13 @@ def build_embedder() -> Embed:
     return embedder.embed
 
 
+def _announce(console: Console, suite: str, model: str, what: str, count: int) -> None:
+    """The line an eval starts with: which suite, which model, how many cases."""
+    console.print(
+        Text.assemble(("suite: ", "dim"), suite, ("  model: ", "dim"), model, (f"  {what}: ", "dim"), str(count))
+    )
+
+
 @eval_app.command("planning")
 def planning(
     suite: SuiteArgument,
@@ -115,11 +122,7 @@ def planning(
     embed = build_embedder() if free_text else None
     log = ResultLog(folder, {"suite": loaded.name, "model": spec}, fresh=fresh)
     console = Console()
-    console.print(
-        Text.assemble(
-            ("suite: ", "dim"), loaded.name, ("  model: ", "dim"), spec, ("  cases: ", "dim"), str(len(cases))
-        )
-    )
+    _announce(console, loaded.name, spec, "cases", len(cases))
     try:
         ids = {case.id for case in cases}
         done = sum(1 for planner, case_id in log.load() if planner in planners and case_id in ids)
@@ -176,11 +179,7 @@ def runs(
     folder = out or DEFAULT_OUT / spec.name
     log = RunLog(folder, {"suite": spec.name, "model": model_spec}, fresh=fresh)
     console = Console()
-    console.print(
-        Text.assemble(
-            ("suite: ", "dim"), spec.name, ("  model: ", "dim"), model_spec, ("  goals: ", "dim"), str(len(cases))
-        )
-    )
+    _announce(console, spec.name, model_spec, "goals", len(cases))
     try:
         with _progress(console, len(cases)) as advance:
             results = asyncio.run(
