@@ -11,14 +11,19 @@ import yaml
 from orquestra.exceptions import UserError
 
 
-def read_data(path: Path, error: type[UserError] = UserError) -> Any:
-    """Parse `path` as JSON (by its suffix) or YAML; any failure raises `error` naming the file and line."""
+def read_text(path: Path, error: type[UserError] = UserError) -> str:
+    """The UTF-8 text of `path`; a missing or unreadable file raises `error` naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as problem:
         raise error(f"{path}: cannot read: {problem}") from None
+
+
+def read_data(path: Path, error: type[UserError] = UserError) -> Any:
+    """Parse `path` as JSON (by its suffix) or YAML; any failure raises `error` naming the file and line."""
+    text = read_text(path, error)
     if path.suffix == ".json":
         try:
             return json.loads(text)

@@ -40,6 +40,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from orquestra.config import load_settings
+from orquestra.datafile import read_text
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import Execution, RunResult, RunTask, TaskStatus
 from orquestra.events import Subscriber
@@ -217,12 +218,7 @@ def load_manifest(path: str | Path, registry: Registry | None = None) -> Manifes
     by default).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as problem:
-        raise ManifestError(f"{path}: cannot read: {problem}") from None
+    text = read_text(path, ManifestError)
     data, lines = _parse_yaml(text, str(path))
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: line 1: expected a mapping with 'name', 'agents' and 'tasks'")

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from orquestra.datafile import read_data
+from orquestra.datafile import read_data, read_text
 from orquestra.evals.cases import EvalCase, LabelledGraph
 from orquestra.evals.metrics import shape_of
 from orquestra.exceptions import UserError, describe_validation_error
@@ -206,13 +206,7 @@ def own_cases(own: OwnCases, default_catalogue: Mapping[str, str] | None = None)
 
 def _json_lines(path: Path) -> Iterator[tuple[str, Any]]:
     """Each record of a JSON-lines file, with 'file: line N' for error messages; blank lines are skipped."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as problem:
-        raise UserError(f"{path}: cannot read: {problem}") from None
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
