@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import typer
+
 from orquestra import Task, TaskGraph
 
 
@@ -13,3 +15,15 @@ def make_graph(edges: dict[str, Iterable[str]], capability: str = "research") ->
             for task_id, deps in edges.items()
         ]
     )
+
+
+def mounted(sub_app: typer.Typer, name: str) -> typer.Typer:
+    """`sub_app` under a root app as command `name`, as `orquestra.cli` mounts it, without the rest of the CLI."""
+    root = typer.Typer(pretty_exceptions_enable=False)
+
+    @root.callback()
+    def _root() -> None:
+        """Test app."""
+
+    root.add_typer(sub_app, name=name)
+    return root

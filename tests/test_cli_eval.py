@@ -13,6 +13,7 @@ from orquestra.cli_eval import eval_app
 from orquestra.evals.adapters import load_taskbench
 from orquestra.exceptions import UserError
 from orquestra.models import ScriptedModel
+from tests.helpers import mounted
 
 from .test_eval_planning import FIXTURES, fake_embed, planner_brain
 
@@ -21,14 +22,7 @@ SUITE = FIXTURES / "suite-taskbench.yaml"
 
 
 def app() -> typer.Typer:
-    root = typer.Typer(pretty_exceptions_enable=False)
-
-    @root.callback()
-    def _root() -> None:
-        """Test app."""
-
-    root.add_typer(eval_app, name="eval")
-    return root
+    return mounted(eval_app, "eval")
 
 
 def invoke(*args: str) -> Result:

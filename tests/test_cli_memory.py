@@ -14,6 +14,7 @@ from orquestra.cli_memory import memory_app
 from orquestra.exceptions import UserError
 from orquestra.graph import Task, TaskGraph
 from orquestra.memory import ChromaMemory, RunMemory, TaskMemory, memory_path
+from tests.helpers import mounted
 
 GRAPH = TaskGraph(
     tasks=(
@@ -65,14 +66,7 @@ def home():
 
 
 def app() -> typer.Typer:
-    root = typer.Typer(pretty_exceptions_enable=False)
-
-    @root.callback()
-    def _root() -> None:
-        """Test app."""
-
-    root.add_typer(memory_app, name="memory")
-    return root
+    return mounted(memory_app, "memory")
 
 
 def invoke(*args: str):

@@ -12,7 +12,7 @@ from typer.testing import CliRunner, Result
 from orquestra.cli_runs import runs_app
 from orquestra.exceptions import UserError
 from orquestra.store import open_store, store_path
-from tests.helpers import make_graph
+from tests.helpers import make_graph, mounted
 from tests.test_store import record_run
 
 runner = CliRunner()
@@ -30,14 +30,7 @@ async def home() -> Path:
 
 
 def app() -> typer.Typer:
-    root = typer.Typer(pretty_exceptions_enable=False)
-
-    @root.callback()
-    def _root() -> None:
-        """Test app."""
-
-    root.add_typer(runs_app, name="runs")
-    return root
+    return mounted(runs_app, "runs")
 
 
 def invoke(*args: str) -> Result:
