@@ -465,21 +465,22 @@ class RunStore:
 
     def decision(self, run_id: str, task_id: str) -> Decision | None:
         """The decision on `task_id` of `run_id`, or None while it waits (or was never asked)."""
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE run_id = ? AND task_id = ?", (run_id, task_id)
-            ).fetchone()
-        return None if row is None else _approval_record(row).decision
+        record = self._approval(run_id, task_id)
+        return None if record is None else record.decision
 
     def approval(self, run_id: str, task_id: str) -> ApprovalRecord:
         """The approval request of `task_id` in `run_id`; `UnknownApproval` when there is none."""
+        record = self._approval(run_id, task_id)
+        if record is None:
+            raise UnknownApproval(f"task '{task_id}' of run {run_id} has not asked for approval")
+        return record
+
+    def _approval(self, run_id: str, task_id: str) -> ApprovalRecord | None:
         with self._lock:
             row = self._db.execute(
                 f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE run_id = ? AND task_id = ?", (run_id, task_id)
             ).fetchone()
-        if row is None:
-            raise UnknownApproval(f"task '{task_id}' of run {run_id} has not asked for approval")
-        return _approval_record(row)
+        return None if row is None else _approval_record(row)
 
     def approvals(self, run_id: str | None = None, *, pending: bool = False) -> list[ApprovalRecord]:
         """Approval requests, oldest first: of one run or of all, only those still waiting when `pending`."""
