@@ -36,6 +36,23 @@ class Planned(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class PlanningStarted(Event):
+    """The planner began writing a plan for `goal` with `model`."""
+
+    goal: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDrafted(Event):
+    """The planner wrote one more task of the plan (as it streams; the checked graph follows in `Planned`)."""
+
+    task_id: str
+    capability: str
+    instruction: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunStarted(Event):
     """A run began with this graph."""
 
@@ -129,6 +146,22 @@ class ToolCalled(Event):
     tool: str
     arguments: dict[str, Any]
     result: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResultChecked(Event):
+    """An agent's answer to a task went through the task's checks; a failure makes the attempt fail.
+
+    `checks` names every check that ran, `failures` says, for each one that failed, why (``"name: reason"``).
+    `attempt` counts the agent's answers to this task, from 1.
+    """
+
+    task_id: str
+    agent: str
+    passed: bool
+    checks: tuple[str, ...]
+    failures: tuple[str, ...] = ()
+    attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)
