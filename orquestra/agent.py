@@ -2,25 +2,31 @@
 
 `AgentRunner` is the engine's `run_task` for agent teams. For each task it tries the assigned agent's
 model, then the agent's fallback models, then the fallback agents, each through the same tool-calling
-loop. Inputs that would overflow the context window are trimmed, with a note to the agent, and a
-context-length refusal is retried once with half the room.
+loop. A tool call counts however the model writes it: through the provider's tool-call channel, or as
+text (`orquestra.tools.textcalls`); either way it runs, and its result goes back to the model. An answer
+counts only once it passes its checks (`orquestra.checks`); a failed check goes back to the agent with
+the reason, and a second failure hands the task to the next model or agent. Inputs that would overflow
+the context window are trimmed, with a note to the agent, and a context-length refusal is retried once
+with half the room.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orquestra.checks import Attempt, CheckFailed, ToolResult, run_checks
 from orquestra.dispatch import Assignment, Dispatcher
-from orquestra.events import AgentFallback, Event, ToolCalled
+from orquestra.events import AgentFallback, Event, ResultChecked, ToolCalled
 from orquestra.exceptions import ContextLengthExceeded, ModelConfigError, ModelError
 from orquestra.graph import Task
-from orquestra.models import Message, Model, Usage
+from orquestra.models import Message, Model, ModelResponse, ToolCall, Usage
 from orquestra.prompts import render
 from orquestra.registry import AgentCard
 from orquestra.tools.context import ToolContext
+from orquestra.tools.textcalls import read_text_calls
 from orquestra.tools.toolbox import Toolbox
 from orquestra.trimming import CHARS_PER_TOKEN, estimate_tokens, fit_texts
 
@@ -51,6 +57,9 @@ class AgentRunner:
     emit: Callable[[Event], None] | None = None
     run_id: str = ""
     max_tool_steps: int = 6
+    """Rounds of tool calls one answer may take; then the agent must answer without tools."""
+    check_retries: int = 1
+    """Times an agent is asked again, told why, after an answer fails its checks (then its fallbacks try)."""
     assignments: dict[str, Assignment] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
     """Tokens and cost of every call made so far."""
@@ -97,24 +106,89 @@ class AgentRunner:
         texts, trimmed = fit_texts({key: str(value) for key, value in inputs.items()}, int(room * CHARS_PER_TOKEN))
         user = render("task.j2", goal=self.goal, task=task, inputs=texts, trimmed=trimmed)
         messages = [Message("system", system), Message("user", user)]
-        tools = toolbox.specs()
-        for step in range(self.max_tool_steps):
+        ran: list[ToolResult] = []
+        tool_rounds = answers = 0
+        while True:
+            offered = toolbox.specs() if tool_rounds < self.max_tool_steps else []
             # A card may require a tool call first; after it, the agent is free to answer.
-            choice = agent.tool_choice if step == 0 else "auto"
-            response = await model.request(messages, tools=tools, tool_choice=choice)
+            choice = agent.tool_choice if offered and not ran and not answers else "auto"
+            if toolbox and not offered:
+                messages.append(Message("user", "Give your final answer now, without calling tools."))
+            response = await model.request(messages, tools=offered, tool_choice=choice)
             self._count(task.id, response.usage)
-            if not response.tool_calls:
+            calls, problems = self._calls_in(response, toolbox if offered else None)
+            if calls or problems:
+                tool_rounds += 1
+                await self._call_tools(task, response, calls, problems, toolbox, messages, ran)
+                continue
+            answers += 1
+            attempt = Attempt(
+                output=response.text,
+                instruction=task.instruction,
+                expected_output=task.expected_output,
+                system_prompt=system,
+                workspace=self.workspace,
+                tool_results=tuple(ran),
+                tools=self._known_tools,
+            )
+            verdict = run_checks(attempt, (*agent.checks, *task.checks))
+            if self.emit:
+                self.emit(
+                    ResultChecked(
+                        self.run_id, task.id, agent.name, verdict.passed, verdict.checks, verdict.failures, answers
+                    )
+                )
+            if verdict.passed:
                 return response.text
-            messages.append(Message("assistant", response.text, tool_calls=response.tool_calls))
-            for call in response.tool_calls:
-                result = await toolbox.call(call)
-                if self.emit:
-                    self.emit(ToolCalled(self.run_id, task.id, call.name, call.arguments, result))
+            if answers > self.check_retries:
+                raise CheckFailed(f"the answer failed its checks: {'; '.join(verdict.failures)}")
+            messages.append(Message("assistant", response.text))
+            messages.append(Message("user", render("rejected.j2", failures=verdict.failures)))
+
+    @property
+    def _known_tools(self) -> dict[str, dict[str, Any]]:
+        """Every tool of the registry: a call of any of them written as text is not an answer."""
+        return {name: card.arguments for name, card in self.dispatcher.registry.tools.items()}
+
+    def _calls_in(self, response: ModelResponse, toolbox: Toolbox | None) -> tuple[tuple[ToolCall, ...], list[str]]:
+        """The calls to run and the problems of calls that cannot run, native or written as text."""
+        if toolbox is None:
+            return (), []
+        if response.tool_calls:
+            return response.tool_calls, []
+        found = read_text_calls(response.text, toolbox.schemas())
+        return found.calls, list(found.problems)
+
+    async def _call_tools(
+        self,
+        task: Task,
+        response: ModelResponse,
+        calls: Sequence[ToolCall],
+        problems: Sequence[str],
+        toolbox: Toolbox,
+        messages: list[Message],
+        ran: list[ToolResult],
+    ) -> None:
+        """Run `calls` (or report `problems`) and add the exchange to `messages`."""
+        native = bool(response.tool_calls)
+        # Calls the provider parsed go back in its own format; calls read from text go back as text, which
+        # every provider accepts (a server that does not parse tool calls may not take tool messages either).
+        messages.append(Message("assistant", response.text, tool_calls=tuple(calls) if native else ()))
+        results: list[str] = []
+        for call in calls:
+            result = await toolbox.call(call)
+            if self.emit:
+                self.emit(ToolCalled(self.run_id, task.id, call.name, call.arguments, result))
+            if not result.startswith("error:"):
+                ran.append(ToolResult(call.name, call.arguments, result))
+            if native:
                 messages.append(Message("tool", result, tool_call_id=call.id, name=call.name))
-        messages.append(Message("user", "Give your final answer now, without calling tools."))
-        response = await model.request(messages)
-        self._count(task.id, response.usage)
-        return response.text
+            else:
+                results.append(f"Result of {call.name}: {result}")
+        for problem in problems:
+            results.append(f"Your tool call cannot run: {problem}.")
+        if results:
+            messages.append(Message("user", "\n".join(results)))
 
     def _count(self, task_id: str, usage: Usage) -> None:
         self.usage = self.usage + usage

@@ -15,6 +15,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from orquestra.checks import CheckSpec
 from orquestra.exceptions import GraphError, PatchRefused, describe_validation_error
 
 MAX_TASKS = 10_000
@@ -40,6 +41,9 @@ class Task(BaseModel):
     )
     timeout: float | None = Field(
         default=None, gt=0, description="Seconds one attempt may take; engine default if unset."
+    )
+    checks: tuple[CheckSpec, ...] = Field(
+        default=(), description="Checks the task's answer must pass, beyond the built-in ones and the agent's."
     )
 
 

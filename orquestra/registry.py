@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from orquestra.checks import CheckSpec
 from orquestra.datafile import read_data
 from orquestra.exceptions import RegistryError, describe_validation_error
 from orquestra.models.base import Price, ToolChoice
@@ -49,6 +50,9 @@ class AgentCard(BaseModel):
     tool_choice: ToolChoice = Field(
         default="auto",
         description="'required': the agent's first answer must be a tool call (compute or look up, never guess).",
+    )
+    checks: tuple[CheckSpec, ...] = Field(
+        default=(), description="Checks every answer of this agent must pass, beyond the built-in ones."
     )
 
 

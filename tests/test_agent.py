@@ -134,13 +134,13 @@ async def test_tool_errors_go_back_to_the_model_as_results(tmp_path):
 async def test_endless_tool_calls_are_cut_off_with_a_final_request(tmp_path):
     def answer(messages: Sequence[Message]) -> str | ModelResponse:
         if "final answer now" in messages[-1].content:
-            return "final"
+            return "final: 1"
         return ModelResponse(text="", model="primary", tool_calls=(ToolCall("c", "calculator", {"expression": "1"}),))
 
     model = ScriptedModel(answer, name="primary")
     runner = runner_with({"primary": model}, tmp_path)
     runner.max_tool_steps = 3
-    assert await runner(TASK, {}) == "final"
+    assert await runner(TASK, {}) == "final: 1"
     assert len(model.calls) == 4
 
 

@@ -12,6 +12,8 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import jsonschema
+
 from orquestra.exceptions import RegistryError
 from orquestra.models.base import ToolCall, ToolSpec
 from orquestra.registry import ToolCard
@@ -45,6 +47,10 @@ class Toolbox:
     def __bool__(self) -> bool:
         return bool(self.cards)
 
+    def schemas(self) -> dict[str, dict[str, Any]]:
+        """The JSON schema of each tool's arguments, by tool name."""
+        return {name: card.arguments for name, card in self.cards.items()}
+
     def specs(self) -> list[ToolSpec]:
         """The tools as the model sees them."""
         return [ToolSpec(card.name, card.description, card.arguments) for card in self.cards.values()]
@@ -54,6 +60,9 @@ class Toolbox:
         function = self._functions.get(call.name)
         if function is None:
             return f"error: there is no tool named '{call.name}' (available: {', '.join(self.cards)})"
+        problem = self._argument_problem(call)
+        if problem is not None:
+            return problem
         try:
             result = function(self.context, **call.arguments)
             if inspect.isawaitable(result):
@@ -69,3 +78,19 @@ class Toolbox:
         if len(text) > MAX_RESULT_CHARS:
             text = text[:MAX_RESULT_CHARS] + f"\n[truncated: {len(text) - MAX_RESULT_CHARS} more characters]"
         return text
+
+    def _argument_problem(self, call: ToolCall) -> str | None:
+        """Why `call`'s arguments do not fit the tool's schema (for the model to fix), or None."""
+        schema = self.cards[call.name].arguments
+        try:
+            jsonschema.validate(call.arguments, schema)
+        except jsonschema.ValidationError as error:
+            where = "/".join(str(part) for part in error.absolute_path)
+            expected = json.dumps(schema.get("properties", {}))
+            return (
+                f"error: bad arguments for '{call.name}'{f' at {where!r}' if where else ''}: {error.message}. "
+                f"Expected arguments: {expected}"
+            )
+        except jsonschema.SchemaError:
+            return None  # a card's own schema is broken: let the tool itself judge the arguments
+        return None

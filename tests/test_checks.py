@@ -1,0 +1,272 @@
+"""The built-in checks of an answer, the user's `checks:`, and the agent loop that acts on their verdicts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from pydantic import ValidationError
+
+from orquestra import Dispatcher, Registry, Task
+from orquestra.agent import AgentRunner
+from orquestra.checks import Attempt, CheckSpec, ToolResult, promised_files, run_checks, states_number
+from orquestra.events import Event, ResultChecked, ToolCalled
+from orquestra.exceptions import ModelError
+from orquestra.models import Message, Model, ScriptedModel
+from orquestra.registry import AgentCard
+
+SYSTEM = (
+    "You are writer, one member of a team of AI agents working towards a shared goal. Turns notes and results "
+    "into clear prose for a reader. Do exactly the task you are given, using the results of earlier tasks."
+)
+
+
+def attempt(output: str, **fields) -> Attempt:
+    return Attempt(output=output, instruction=fields.pop("instruction", "Write one sentence."), **fields)
+
+
+def failures(output: str, **fields) -> tuple[str, ...]:
+    return run_checks(attempt(output, **fields)).failures
+
+
+def test_a_plain_answer_passes_every_built_in_check(tmp_path):
+    verdict = run_checks(attempt("The cost of 12 widgets is $84.", system_prompt=SYSTEM, workspace=tmp_path))
+    assert verdict.passed
+    assert verdict.checks == (
+        "not_empty",
+        "no_tool_call_text",
+        "not_refusal",
+        "not_echo",
+        "files_written",
+        "tool_numbers",
+    )
+
+
+def test_an_empty_answer_fails():
+    assert failures("  \n") == ("not_empty: the answer is empty",)
+
+
+def test_a_tool_call_written_as_text_is_not_an_answer():
+    text = '```json\n{"tool": "calculator", "arguments": {"expression": "12*7"}}\n```'
+    (failure,) = failures(text, tools={"calculator": {"type": "object"}})
+    assert failure.startswith("no_tool_call_text: the answer is a call of calculator written as text")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm sorry, but I can't assist with that request.",
+        "I’m sorry, but I can’t help with that.",
+        "I cannot provide that information.",
+        "As an AI language model, I do not have opinions.",
+        "Unfortunately, I am unable to complete this task.",
+    ],
+)
+def test_refusals_fail(text):
+    (failure,) = failures(text)
+    assert failure.startswith("not_refusal: the answer declines the task")
+
+
+def test_an_answer_that_only_mentions_sorry_later_is_not_a_refusal():
+    assert not failures("Prices rose 4%. Sorry to say, the cheaper plan is gone.")
+
+
+def test_an_echo_of_the_system_prompt_fails():
+    (failure,) = failures(SYSTEM, system_prompt=SYSTEM)
+    assert failure == "not_echo: the answer repeats the agent's instructions instead of doing the task"
+
+
+def test_an_echo_of_the_instruction_fails():
+    instruction = "Draft a short welcome note for new members of the chess club and mention the Friday meetings."
+    (failure,) = failures(f"Task: {instruction}", instruction=instruction)
+    assert failure.startswith("not_echo: the answer repeats the task")
+
+
+def test_a_short_answer_that_reuses_words_of_the_instruction_is_not_an_echo():
+    assert not failures("The total is 84 dollars.", instruction="Compute the total in dollars.")
+
+
+@pytest.mark.parametrize(
+    ("text", "files"),
+    [
+        ("Write the launch post to post.md", ["post.md"]),
+        ("Read notes.md and save a summary as out/summary.txt", ["out/summary.txt"]),
+        ("Using data.csv, create report.html.", ["report.html"]),
+        ("Summarise facts.md for the reader.", []),
+        ("Open config.yaml and list its keys.", []),
+    ],
+)
+def test_promised_files_are_those_the_text_says_are_written(text, files):
+    assert promised_files(text) == files
+
+
+def test_a_promised_file_must_exist_in_the_workspace(tmp_path):
+    (failure,) = failures("Done.", instruction="Save the poem to poem.txt", workspace=tmp_path)
+    assert failure.startswith("files_written: the task writes poem.txt, but the workspace has no such file")
+    (tmp_path / "poems").mkdir()
+    (tmp_path / "poems" / "poem.txt").write_text("roses")
+    assert not failures("Done.", instruction="Save the poem to poem.txt", workspace=tmp_path)
+
+
+def test_the_answer_must_state_the_number_the_tool_computed():
+    computed = (ToolResult("calculator", {"expression": "12*7"}, "84"),)
+    assert not failures("12 widgets cost $84.", tool_results=computed)
+    (failure,) = failures("12 widgets cost $96.", tool_results=computed)
+    assert failure == "tool_numbers: calculator computed 84, but the answer states 12, 96: give the tool's result"
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "stated"),
+    [
+        ("$1,234.50", 1234.5, True),
+        ("about 33.33", 100 / 3, True),
+        ("15%", 0.15, True),
+        ("84.0", 84, True),
+        ("83", 84, False),
+        ("no figure", 84, False),
+        ("12.35", 12.345678, True),
+        ("12.34", 12.345678, False),
+    ],
+)
+def test_states_number_allows_rounding_and_separators(text, value, stated):
+    assert states_number(text, value) is stated
+
+
+def test_user_checks_from_data(tmp_path):
+    (tmp_path / "report.md").write_text("# Summary\nAll good.")
+    specs = [
+        CheckSpec(contains="total"),
+        CheckSpec(matches=r"\d+ widgets"),
+        CheckSpec(file="report.md", contains="summary"),
+        CheckSpec(file="missing.md"),
+        CheckSpec(max_chars=10),
+        CheckSpec(function="tests.test_checks:says_hello"),
+    ]
+    verdict = run_checks(attempt("The total for 12 widgets.", workspace=tmp_path), specs)
+    assert verdict.failures == (
+        "file missing.md: the workspace has no file missing.md",
+        "max_chars 10: the answer has 25 characters; at most 10 are allowed",
+        "function 'tests.test_checks:says_hello': the answer does not say hello",
+    )
+
+
+def says_hello(attempt: Attempt) -> str | None:
+    return None if "hello" in attempt.output.lower() else "the answer does not say hello"
+
+
+def test_a_check_spec_takes_exactly_one_kind():
+    with pytest.raises(ValidationError, match="give exactly one of"):
+        CheckSpec(contains="a", min_chars=3)
+    with pytest.raises(ValidationError, match="not a regular expression"):
+        CheckSpec(matches="(")
+
+
+# ---------------------------------------------------------------------------------------- the agent loop
+
+
+def runner(models: dict[str, Model], tmp_path, events: list[Event], agent: AgentCard | None = None) -> AgentRunner:
+    builtin = Registry.load()
+    agents = [
+        agent
+        or AgentCard(
+            name="mathy",
+            description="Computes.",
+            capabilities=("math",),
+            tools=("calculator", "write_file"),
+            model="primary",
+            fallbacks=("plain",),
+        ),
+        AgentCard(name="plain", description="Plain.", capabilities=("math",), model="plain-model"),
+    ]
+    return AgentRunner(
+        dispatcher=Dispatcher(Registry(agents, builtin.tools.values())),
+        model_for=models.__getitem__,
+        default_model="primary",
+        workspace=tmp_path,
+        emit=events.append,
+        run_id="r",
+    )
+
+
+TASK = Task(id="cost", instruction="Compute the cost of 12 widgets at $7 each.", capability="math")
+
+
+async def test_a_tool_call_written_as_text_runs_and_its_result_goes_back(tmp_path):
+    def answer(messages: Sequence[Message]) -> str:
+        if messages[-1].content.startswith("Result of calculator: 84"):
+            return "12 widgets cost $84."
+        return 'Let me compute.\n```json\n{"tool": "calculator", "arguments": {"expression": "12*7"}}\n```'
+
+    events: list[Event] = []
+    model = ScriptedModel(answer)
+    assert await runner({"primary": model}, tmp_path, events)(TASK, {}) == "12 widgets cost $84."
+    called = [event for event in events if isinstance(event, ToolCalled)]
+    assert [(e.tool, e.arguments, e.result) for e in called] == [("calculator", {"expression": "12*7"}, "84")]
+    checked = [event for event in events if isinstance(event, ResultChecked)]
+    assert [(e.passed, e.attempt) for e in checked] == [(True, 1)]
+
+
+async def test_an_unknown_tool_written_as_text_goes_back_with_the_reason(tmp_path):
+    answers = iter(['{"tool": "web_search", "arguments": {"query": "widgets"}}', "12 widgets cost 84 dollars."])
+    model = ScriptedModel(lambda messages: next(answers))
+    assert await runner({"primary": model}, tmp_path, [])(TASK, {}) == "12 widgets cost 84 dollars."
+    told = model.calls[1][-1].content
+    assert told.startswith("Your tool call cannot run: there is no tool named 'web_search'")
+
+
+async def test_bad_arguments_go_back_with_the_schema(tmp_path):
+    answers = iter(['{"tool": "calculator", "arguments": {"expr": "12*7"}}', "I could not compute it: 84?"])
+    events: list[Event] = []
+    model = ScriptedModel(lambda messages: next(answers))
+    await runner({"primary": model}, tmp_path, events)(TASK, {})
+    (called,) = [event for event in events if isinstance(event, ToolCalled)]
+    assert called.result.startswith("error: bad arguments for 'calculator': 'expression' is a required property")
+
+
+async def test_a_failed_check_is_retried_with_the_reason_then_the_fallback_takes_over(tmp_path):
+    events: list[Event] = []
+    refusing = ScriptedModel(lambda messages: "I'm sorry, but I can't assist with that request.")
+    plain = ScriptedModel(lambda messages: "12 widgets at $7 cost $84.")
+    result = await runner({"primary": refusing, "plain-model": plain}, tmp_path, events)(TASK, {})
+    assert result == "12 widgets at $7 cost $84."
+    assert len(refusing.calls) == 2  # asked again once, told why
+    assert refusing.calls[1][-1].content.startswith("Your answer was not accepted:\n- not_refusal:")
+    verdicts = [(e.agent, e.passed, e.attempt) for e in events if isinstance(e, ResultChecked)]
+    assert verdicts == [("mathy", False, 1), ("mathy", False, 2), ("plain", True, 1)]
+
+
+async def test_when_every_agent_fails_its_checks_the_task_fails_with_the_reasons(tmp_path):
+    empty = ScriptedModel(lambda messages: "")
+    with pytest.raises(ModelError, match="the answer failed its checks: not_empty: the answer is empty"):
+        await runner({"primary": empty, "plain-model": empty}, tmp_path, [])(TASK, {})
+
+
+async def test_an_agent_without_tools_that_writes_a_call_is_asked_again(tmp_path):
+    agent = AgentCard(name="mathy", description="Words only.", capabilities=("math",), model="primary")
+    answers = iter(['{"tool": "calculator", "arguments": {"expression": "12*7"}}', "About 84 dollars."])
+    events: list[Event] = []
+    model = ScriptedModel(lambda messages: next(answers))
+    assert await runner({"primary": model}, tmp_path, events, agent)(TASK, {}) == "About 84 dollars."
+    assert not [event for event in events if isinstance(event, ToolCalled)]
+    first = next(e for e in events if isinstance(e, ResultChecked))
+    assert first.failures[0].startswith("no_tool_call_text:")
+
+
+async def test_checks_of_the_card_and_the_task_both_apply(tmp_path):
+    agent = AgentCard(
+        name="mathy",
+        description="Computes.",
+        capabilities=("math",),
+        model="primary",
+        checks=(CheckSpec(contains="dollars"),),
+    )
+    task = TASK.model_copy(update={"checks": (CheckSpec(matches=r"\b84\b"),)})
+    answers = iter(["It costs 84.", "It costs 96 dollars.", "It costs 84 dollars."])
+    events: list[Event] = []
+    model = ScriptedModel(lambda messages: next(answers))
+    run = runner({"primary": model, "plain-model": model}, tmp_path, events, agent)
+    assert await run(task, {}) == "It costs 84 dollars."
+    verdicts = [e.failures for e in events if isinstance(e, ResultChecked)]
+    assert verdicts[0] == ("contains 'dollars': the answer does not contain 'dollars'",)
+    assert verdicts[1] == ("matches '\\\\b84\\\\b': the answer does not match '\\\\b84\\\\b'",)
+    assert verdicts[2] == ()
