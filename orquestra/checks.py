@@ -255,7 +255,7 @@ def files_written(attempt: Attempt) -> str | None:
     return None
 
 
-_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![A-Za-z_])")
 
 
 def numbers_in(text: str) -> list[float]:

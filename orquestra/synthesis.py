@@ -1,7 +1,16 @@
-"""The final answer: one model call over the goal and the tasks' results, citing the tasks it drew on."""
+"""The final answer: one model call over the goal and the tasks' results, citing the tasks it drew on.
+
+The answer must keep the tasks' figures exactly: every number it states must be a number of the results
+it cites (or, uncited, of some result or of the goal). An answer that changes or invents a figure is
+written once more, told which figures are wrong; if it is still wrong, the answer is the final tasks'
+results quoted verbatim, saying so.
+"""
 
 from __future__ import annotations
 
+import re
+
+from orquestra.checks import numbers_in, states_number
 from orquestra.engine import RunResult
 from orquestra.exceptions import BudgetExceeded
 from orquestra.models import Message, Model
@@ -32,7 +41,56 @@ async def synthesize(model: Model, goal: str, run: RunResult) -> str:
     ]
     try:
         response = await model.request(messages)
+        wrong = unfaithful_figures(response.text, outputs, goal)
+        if not wrong:
+            return response.text
+        retold = render("synthesis_retry.j2", wrong=wrong)
+        messages += [Message("assistant", response.text), Message("user", retold)]
+        response = await model.request(messages)
     except BudgetExceeded as error:
-        parts = [f"[{task_id}] {shorten(output, 1500)}" for task_id, output in outputs.items()]
-        return f"No answer was written ({error}). The results so far:\n\n" + "\n\n".join(parts)
-    return response.text
+        return f"No answer was written ({error}). The results so far:\n\n" + _quoted(outputs)
+    if not unfaithful_figures(response.text, outputs, goal):
+        return response.text
+    sinks = {task_id: outputs[task_id] for task_id in _sinks(run) if task_id in outputs} or outputs
+    return "The results, as the tasks gave them (a written answer changed their figures):\n\n" + _quoted(sinks)
+
+
+_CITATION = re.compile(r"\[([A-Za-z0-9_.\-]+(?:\s*,\s*[A-Za-z0-9_.\-]+)*)\]")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_LIST_MARKER = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
+
+
+def unfaithful_figures(answer: str, outputs: dict[str, str], goal: str) -> list[str]:
+    """Each figure of `answer` that its sources do not state, as ``"96 (cited from total)"``.
+
+    A sentence's figures must appear in the results it cites or in the goal; a sentence that cites none may
+    use figures of any result. Citations (``[step_2]``) and list numbers (``2. ...``) are not figures.
+    """
+    wrong: list[str] = []
+    for sentence in _SENTENCE.split(_LIST_MARKER.sub(" ", answer)):
+        cited = [
+            task_id.strip()
+            for group in _CITATION.findall(sentence)
+            for task_id in group.split(",")
+            if task_id.strip() in outputs
+        ]
+        text = _CITATION.sub(" ", sentence)
+        sources = [*([outputs[task_id] for task_id in cited] or outputs.values()), goal]
+        for figure in numbers_in(text):
+            if not any(states_number(source, figure) or _same(source, figure) for source in sources):
+                where = f"cited from {', '.join(cited)}" if cited else "in no result"
+                wrong.append(f"{figure:g} ({where})")
+    return wrong
+
+
+def _same(source: str, figure: float) -> bool:
+    """Whether `source` has `figure` itself, or a more precise number that rounds to it."""
+    return any(states_number(f"{figure:.10g}", value) for value in numbers_in(source))
+
+
+def _sinks(run: RunResult) -> list[str]:
+    return [task.id for task in run.graph.tasks if not run.graph.dependents[task.id]]
+
+
+def _quoted(chosen: dict[str, str]) -> str:
+    return "\n\n".join(f"[{task_id}] {shorten(output, 1500)}" for task_id, output in chosen.items())
