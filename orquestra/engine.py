@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Generator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -70,13 +70,52 @@ class RunStatus(StrEnum):
     """How a run ended."""
 
     SUCCEEDED = "succeeded"
-    """Every task succeeded."""
+    """Every task succeeded (or, stopped with this status, the goal was met before the rest was needed)."""
     FAILED = "failed"
     """At least one task failed (its dependents were skipped; independent branches ran to the end)."""
+    OUT_OF_BUDGET = "out_of_budget"
+    """A budget of tokens, cost or time was reached: no new work started; `RunResult.reason` says which."""
+    GAVE_UP = "gave_up"
+    """The loop ended the run: a stall, the replan limit, or a replan that failed; `RunResult.reason` says which."""
+    STOPPED = "stopped"
+    """The caller ended the run early on purpose, for a reason of its own; `RunResult.reason` says why."""
     CANCELLED = "cancelled"
     """The run was cancelled from outside (Ctrl-C, the caller); `RunResult.reason` says why."""
-    STOPPED = "stopped"
-    """The run was ended early on purpose (goal met, budget reached, stall); `RunResult.reason` says why."""
+
+
+_STOPS_OUTRANKING_FAILURES = frozenset({RunStatus.OUT_OF_BUDGET, RunStatus.GAVE_UP})
+"""Stops that say more about how a run ended than the failures that may have led to them."""
+
+
+OPEN = frozenset({TaskStatus.PENDING, TaskStatus.SKIPPED})
+"""Tasks a patch may change: they have not run (a skipped one gets another chance when rewired or replaced)."""
+
+
+def removable(statuses: Mapping[str, TaskStatus], errors: Mapping[str, BaseException]) -> set[str]:
+    """Tasks a patch may remove: the open ones, and failed ones an alternative may replace.
+
+    A task a person refused (`Refused`) may not be removed: a replan must not quietly work around their no.
+    """
+    return {
+        task_id
+        for task_id, status in statuses.items()
+        if status in OPEN or (status is TaskStatus.FAILED and not isinstance(errors.get(task_id), Refused))
+    }
+
+
+def frozen_ids(
+    statuses: Mapping[str, TaskStatus], errors: Mapping[str, BaseException], removing: Collection[str] = ()
+) -> set[str]:
+    """Tasks a patch removing `removing` may not touch: the one rule of the engine and the replanner.
+
+    Ready, running, finished, failed and cancelled tasks are frozen, except failed ones being removed.
+    """
+    may_remove = removable(statuses, errors)
+    return {
+        task_id
+        for task_id, status in statuses.items()
+        if status not in OPEN and not (task_id in removing and task_id in may_remove)
+    }
 
 
 class TaskTimeout(TransientError):
@@ -202,10 +241,13 @@ class Execution:
         self._global_slots = asyncio.Semaphore(engine.max_concurrency) if engine.max_concurrency is not None else None
         self._key_slots: dict[str, asyncio.Semaphore] = {}
         self._started_at = time.perf_counter()
+        self._task_started: dict[str, float] = {}
+        """When each task's first attempt began: `TaskSucceeded` and `TaskFailed` report the time since."""
         self._loop = asyncio.get_running_loop()
         self._done: asyncio.Future[None] = self._loop.create_future()
         self._cancel_reason = ""
         self._stop_reason = ""
+        self._stop_status = RunStatus.STOPPED
         self._holds = 0
         self._deferred: set[str] = set()
         self.result: RunResult | None = None
@@ -240,15 +282,17 @@ class Execution:
         self._holds = 0
         self._check_done()
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str, status: RunStatus = RunStatus.STOPPED) -> None:
         """End the run early on purpose: nothing new starts, tasks already running finish.
 
-        The result's status is `RunStatus.STOPPED` with `reason` (unless a task failed or the run is
-        cancelled meanwhile); the tasks that never started are `CANCELLED`.
+        The result's status is `status` with `reason`, unless the run is cancelled meanwhile, or a task
+        failed and `status` is `STOPPED` or `SUCCEEDED` (then it is `FAILED`); the tasks that never started
+        are `CANCELLED`.
         """
         if self._done.done() or self._stop_reason:
             return
         self._stop_reason = reason
+        self._stop_status = status
         self._cancel_where(lambda status: status in (TaskStatus.PENDING, TaskStatus.READY))
         self._check_done()
 
@@ -308,16 +352,7 @@ class Execution:
         """
         if self._done.done() or self.stopping:
             raise RuntimeError("the run is ending; a patch can no longer be applied")
-        open_statuses = (TaskStatus.PENDING, TaskStatus.SKIPPED)
-        frozen = {task_id for task_id, status in self.statuses.items() if status not in open_statuses}
-        # A failed task may be removed (not changed) once an alternative takes its place; its error is kept.
-        # One a person refused may not: a replan must not quietly work around their decision.
-        frozen -= {
-            task_id
-            for task_id in patch.remove
-            if self.statuses.get(task_id) is TaskStatus.FAILED and not isinstance(self.errors.get(task_id), Refused)
-        }
-        new_graph = self.graph.apply(patch, frozen=frozen)
+        new_graph = self.graph.apply(patch, frozen=frozen_ids(self.statuses, self.errors, patch.remove))
         removed = [task_id for task_id in self.graph.by_id if task_id not in new_graph.by_id]
         for task_id in removed:
             status = self.statuses.pop(task_id)
@@ -392,6 +427,7 @@ class Execution:
 
     async def _attempts(self, task: Task) -> Any:
         self.statuses[task.id] = TaskStatus.RUNNING
+        self._task_started[task.id] = time.perf_counter()
         if self._events:
             self._events.emit(TaskStarted(self.run_id, task.id))
         outputs = self.outputs
@@ -445,15 +481,17 @@ class Execution:
 
     def _on_done(self, task_id: str, done: asyncio.Task[Any]) -> None:
         del self._running[task_id]
+        started = self._task_started.pop(task_id, None)
         if done.cancelled() or self.statuses.get(task_id) is TaskStatus.CANCELLED:
             return
-        elapsed = time.perf_counter() - self._started_at
+        # The task's own time, from its start (retries included); a task refused before it started took none.
+        elapsed = time.perf_counter() - started if started is not None else 0.0
         error = done.exception()
         if isinstance(error, StopRun):
             self._settle(task_id, TaskStatus.CANCELLED)
             if self._events:
                 self._events.emit(TaskCancelled(self.run_id, task_id))
-            self.stop(error.message)
+            self.stop(error.message, RunStatus(error.status))
             self._check_done()
             return
         if error is not None:
@@ -505,13 +543,14 @@ class Execution:
         if self.result is not None:
             return self.result
         elapsed = time.perf_counter() - self._started_at
+        failures = "; ".join(f"task '{task_id}' failed: {_describe(error)}" for task_id, error in self.errors.items())
         if self._cancel_reason:
             status, reason = RunStatus.CANCELLED, self._cancel_reason
-        elif self._stop_reason and not self.errors:
-            status, reason = RunStatus.STOPPED, self._stop_reason
+        elif self._stop_reason and (self._stop_status in _STOPS_OUTRANKING_FAILURES or not self.errors):
+            status = self._stop_status
+            reason = f"{self._stop_reason}; {failures}" if failures else self._stop_reason
         elif self.errors:
-            status = RunStatus.FAILED
-            reason = "; ".join(f"task '{task_id}' failed: {_describe(error)}" for task_id, error in self.errors.items())
+            status, reason = RunStatus.FAILED, failures
         else:
             status, reason = RunStatus.SUCCEEDED, ""
         self.result = RunResult(

@@ -95,9 +95,14 @@ class ModelConfigError(UserError):
 class StopRun(OrquestraError):
     """Raised from a task to end the run on purpose: the task is cancelled, not failed, and nothing new starts."""
 
+    status = "stopped"
+    """The `RunStatus` value the run ends with."""
+
 
 class BudgetExceeded(StopRun):
     """A run's budget of tokens, cost or time is spent: no new model call may start."""
+
+    status = "out_of_budget"
 
 
 class ScriptExhausted(OrquestraError):

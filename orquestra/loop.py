@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from orquestra.approval import ApprovalRejected
 from orquestra.budget import BudgetMeter
-from orquestra.engine import Execution, TaskStatus
+from orquestra.engine import Execution, RunStatus, TaskStatus
 from orquestra.events import Event, Reflected, Replanned, TaskFailed, TaskSucceeded
 from orquestra.exceptions import BudgetExceeded, ModelError, PatchRefused
 from orquestra.graph import GraphPatch, TaskGraph
@@ -152,11 +152,11 @@ class DynamicLoop:
                 if self.emit:
                     self.emit(Reflected(execution.run_id, type(verdict).__name__.lower(), verdict.reason))
                 if isinstance(verdict, Finish):
-                    self._end(execution, verdict.reason)
+                    self._end(execution, verdict.reason, RunStatus.SUCCEEDED)
                 elif isinstance(verdict, Replan):
                     await self._replan(execution, verdict)
         except BudgetExceeded as error:
-            self._end(execution, str(error))
+            self._end(execution, str(error), RunStatus.OUT_OF_BUDGET)
         except ModelError as error:
             log.warning("reflection failed, the plan stays as it is: %s", error)
             self.record.verdicts.append(Continue(f"reflection failed: {error}"))
@@ -166,33 +166,44 @@ class DynamicLoop:
             else:
                 execution.release()
 
-    async def _replan(self, execution: Execution, verdict: Replan) -> None:
+    async def _replan(self, execution: Execution, verdict: Replan, *, retry_refused: bool = True) -> None:
         if len(self.record.replans) >= self.max_replans:
-            self._end(execution, f"the replan limit ({self.max_replans}) is reached; the last reason: {verdict.reason}")
+            self._end(
+                execution,
+                f"the replan limit ({self.max_replans}) is reached; the last reason: {verdict.reason}",
+                RunStatus.GAVE_UP,
+            )
             return
         if self._finished_since_replan == 0 and self.record.replans:
             self._replans_without_progress += 1
         else:
             self._replans_without_progress = 0
         if self._replans_without_progress >= STALL_AFTER:
-            self._end(execution, f"stalled: no task finished across {STALL_AFTER} replans")
+            self._end(execution, f"stalled: no task finished across {STALL_AFTER} replans", RunStatus.GAVE_UP)
             return
         try:
             patch = await self.replanner.patch(
-                self.goal, execution.graph, execution.statuses, execution.outputs, verdict
+                self.goal, execution.graph, execution.statuses, execution.outputs, verdict, errors=execution.errors
             )
         except ReplanError as error:
-            self._end(execution, f"replanning failed: {error.message}")
+            self._end(execution, f"replanning failed: {error.message}", RunStatus.GAVE_UP)
             return
         stall = self._stall(patch)
         if stall:
-            self._end(execution, stall)
+            self._end(execution, stall, RunStatus.GAVE_UP)
             return
         before = execution.graph
         try:
             execution.apply(patch)
-        except (PatchRefused, RuntimeError) as error:
-            # The run moved on while the model wrote the patch (a task it touches has started).
+        except PatchRefused as error:
+            # The run moved on while the model wrote the patch (a task it touches has started): ask once more,
+            # against the graph as it is now.
+            if retry_refused and not execution.stopping:
+                await self._replan(execution, verdict, retry_refused=False)
+            else:
+                log.warning("replan not applied: %s", error.message)
+            return
+        except RuntimeError as error:  # the run is ending
             log.warning("replan not applied: %s", error)
             return
         self._finished_since_replan = 0
@@ -219,13 +230,13 @@ class DynamicLoop:
             return False
         reason = self.meter.near_limit()
         if reason:
-            self._end(execution, f"{reason}; no new work starts, the answer uses what is done")
+            self._end(execution, f"{reason}; no new work starts, the answer uses what is done", RunStatus.OUT_OF_BUDGET)
         return reason is not None
 
-    def _end(self, execution: Execution, reason: str) -> None:
+    def _end(self, execution: Execution, reason: str, status: RunStatus) -> None:
         if not self.record.ended_by:
             self.record.ended_by = reason
-        execution.stop(reason)
+        execution.stop(reason, status)
 
 
 @dataclass(frozen=True)

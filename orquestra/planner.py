@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import pydantic_core
 from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
@@ -65,6 +65,9 @@ class PlannedTask(BaseModel):
 
 class Plan(BaseModel):
     """The planner's answer: the tasks of the graph."""
+
+    what: ClassVar[str] = "plan"
+    """What this answer is, in words for error messages."""
 
     tasks: list[PlannedTask]
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -80,6 +80,9 @@ def missing_information(output: Any) -> str | None:
 
 class Judgement(BaseModel):
     """The model's verdict on the run so far."""
+
+    what: ClassVar[str] = "judgement of the run"
+    """What this answer is, in words for error messages."""
 
     decision: Literal["continue", "replan", "done"] = Field(
         description="continue: the plan still fits; replan: the pending tasks must change; done: the goal is met."

@@ -7,12 +7,12 @@ any problem back to the model. Like the planner, the replanner returns data and 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, create_model, model_validator
 
-from orquestra.engine import TaskStatus
+from orquestra.engine import OPEN, TaskStatus, frozen_ids, removable
 from orquestra.exceptions import GraphError, InvalidOutput, OrquestraError
 from orquestra.graph import GraphPatch, Task, TaskGraph
 from orquestra.models import Message, Model, Usage
@@ -20,8 +20,6 @@ from orquestra.planner import PlannedTask
 from orquestra.prompts import render
 from orquestra.reflect import Replan
 from orquestra.trimming import shorten
-
-OPEN = (TaskStatus.PENDING, TaskStatus.SKIPPED)
 
 
 class ReplanError(OrquestraError):
@@ -38,6 +36,9 @@ class Rewire(BaseModel):
 class PatchDraft(BaseModel):
     """The model's patch: tasks to add, tasks to remove, tasks to rewire."""
 
+    what: ClassVar[str] = "patch of the plan"
+    """What this answer is, in words for error messages."""
+
     add: list[PlannedTask] = Field(default_factory=list, description="New tasks.")
     remove: list[str] = Field(default_factory=list, description="Ids of pending, skipped or failed tasks to drop.")
     rewire: list[Rewire] = Field(default_factory=list, description="New dependencies for pending or skipped tasks.")
@@ -52,31 +53,62 @@ class PatchDraft(BaseModel):
         )
 
 
-def frozen_ids(statuses: Mapping[str, TaskStatus], removing: Collection[str] = ()) -> set[str]:
-    """Tasks a patch may not touch: all but pending and skipped ones, and failed ones being removed."""
-    return {
-        task_id
-        for task_id, status in statuses.items()
-        if status not in OPEN and not (status is TaskStatus.FAILED and task_id in removing)
-    }
-
-
 def patch_model(
-    graph: TaskGraph, statuses: Mapping[str, TaskStatus], capabilities: Collection[str]
+    graph: TaskGraph,
+    statuses: Mapping[str, TaskStatus],
+    capabilities: Collection[str],
+    errors: Mapping[str, BaseException] | None = None,
 ) -> type[PatchDraft]:
-    """A `PatchDraft` type whose validator checks the patch against this graph and these statuses."""
+    """A `PatchDraft` type for this graph and these statuses: it can only name what the engine will change.
 
-    class CheckedPatch(PatchDraft):
-        @model_validator(mode="after")
-        def _applies(self) -> CheckedPatch:
-            patch = self.to_patch()
-            if patch.is_empty():
-                raise ValueError("the patch changes nothing")
-            new_graph = graph.apply(patch, frozen=frozen_ids(statuses, patch.remove))
-            new_graph.check_capabilities(capabilities)
-            return self
+    Its schema lists the tasks that may be removed or rewired and the known capabilities (so constrained
+    decoding cannot write anything else), and its validator applies the patch under the engine's own rule
+    (`orquestra.engine.frozen_ids`) and runs the plan checks, so a patch that passes here is one the engine
+    accepts.
+    """
+    errors = errors or {}
+    may_remove = sorted(removable(statuses, errors))
+    may_rewire = sorted(task_id for task_id, status in statuses.items() if status in OPEN)
+    task_type = create_model(
+        "PlannedTask",
+        __base__=PlannedTask,
+        capability=(_one_of(sorted(capabilities)), Field(description="One capability from the list.")),
+    )
+    rewire_type = create_model(
+        "Rewire",
+        __base__=Rewire,
+        task_id=(_one_of(may_rewire), Field(description="A pending or skipped task.")),
+    )
 
-    return CheckedPatch
+    remove_type: Any = list[_one_of(may_remove)]  # type: ignore[misc]
+
+    def _applies(self: PatchDraft) -> PatchDraft:
+        patch = self.to_patch()
+        if patch.is_empty():
+            raise ValueError("the patch changes nothing")
+        new_graph = graph.apply(patch, frozen=frozen_ids(statuses, errors, patch.remove))
+        new_graph.check_capabilities(capabilities)
+        return self
+
+    return create_model(
+        "CheckedPatch",
+        __base__=PatchDraft,
+        __validators__={"_applies": model_validator(mode="after")(_applies)},  # type: ignore[dict-item]
+        add=(list[task_type], Field(default_factory=list, description="New tasks.")),
+        remove=(
+            remove_type,
+            Field(default_factory=list, max_length=len(may_remove), description="Ids of tasks to drop."),
+        ),
+        rewire=(
+            list[rewire_type],
+            Field(default_factory=list, max_length=len(may_rewire), description="New dependencies of tasks."),
+        ),
+    )
+
+
+def _one_of(values: Sequence[str]) -> Any:
+    """A string type limited to `values` (any string when there are none: the list it sits in must be empty)."""
+    return Literal[tuple(values)] if values else str
 
 
 class Replanner:
@@ -95,8 +127,13 @@ class Replanner:
         statuses: Mapping[str, TaskStatus],
         outputs: Mapping[str, Any],
         verdict: Replan,
+        *,
+        errors: Mapping[str, BaseException] | None = None,
     ) -> GraphPatch:
-        """A checked patch for the pending part of `graph`; `ReplanError` when the model cannot give one."""
+        """A checked patch for the pending part of `graph`; `ReplanError` when the model cannot give one.
+
+        `errors` are the run's task errors, by task id: a task a person refused may not be removed.
+        """
         results = {task_id: shorten(str(output), 800) for task_id, output in outputs.items()}
         prompt = render(
             "loop/replan.j2",
@@ -109,7 +146,7 @@ class Replanner:
             capabilities=self.capabilities,
         )
         messages = [Message("system", "You revise the plan of a team of AI agents."), Message("user", prompt)]
-        output_type = patch_model(graph, statuses, self.capabilities)
+        output_type = patch_model(graph, statuses, self.capabilities, errors)
         try:
             draft, usage = await self.model.structured(messages, output_type, max_retries=self.retries)
         except (InvalidOutput, GraphError) as error:

@@ -93,4 +93,4 @@ async def test_several_teams_and_runs_at_once_do_not_interfere():
 
 def test_budget_through_the_api():
     result = team("otters", budget=Budget(max_tokens=60)).run("Tell me about otters")
-    assert result.status is RunStatus.STOPPED and "budget" in result.run.reason
+    assert result.status is RunStatus.OUT_OF_BUDGET and "budget" in result.run.reason

@@ -142,7 +142,7 @@ async def test_goal_met_early_cancels_pending_tasks():
     agents = {"answer": "42", "polish": "unused", "extra": "unused"}
     team, model = make_team(brain(plan, agents, judge=judge), reflection="every-task")
     result = await run(team)
-    assert result.status is RunStatus.STOPPED
+    assert result.status is RunStatus.SUCCEEDED
     assert "the goal is met: the answer is already complete" in result.run.reason
     assert result.run.statuses["polish"] is TaskStatus.CANCELLED
     assert result.run.statuses["extra"] is TaskStatus.CANCELLED
@@ -156,7 +156,7 @@ async def test_the_same_patch_again_is_a_stall():
     agents = {"a1": "The data is missing.", "a2": "The numbers are missing.", "c": "c done"}
     team, _ = make_team(brain(plan, agents, patch=same), max_replans=5)
     result = await run(team)
-    assert result.status is RunStatus.STOPPED
+    assert result.status is RunStatus.GAVE_UP
     assert result.loop.ended_by == "stalled: the planner proposed the same change again"
     assert len(result.replans) == 1
     assert result.run.statuses["c"] is TaskStatus.CANCELLED
@@ -175,7 +175,7 @@ async def test_replans_are_bounded():
     result = await run(team)
     assert len(result.replans) == 2
     assert result.loop.ended_by.startswith("the replan limit (2) is reached")
-    assert result.status is RunStatus.STOPPED
+    assert result.status is RunStatus.GAVE_UP
 
 
 async def test_a_budget_reached_mid_run_stops_gracefully_with_a_partial_answer():
@@ -184,7 +184,7 @@ async def test_a_budget_reached_mid_run_stops_gracefully_with_a_partial_answer()
     agents = {"one": long_answer, "two": long_answer, "three": "never"}
     team, model = make_team(brain(plan, agents), budget=Budget(max_tokens=1200))
     result = await run(team)
-    assert result.status is RunStatus.STOPPED
+    assert result.status is RunStatus.OUT_OF_BUDGET
     assert "the tokens budget is nearly spent" in result.run.reason
     assert result.run.statuses["three"] is TaskStatus.CANCELLED
     assert "one" in result.outputs

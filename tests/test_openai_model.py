@@ -155,7 +155,7 @@ async def test_invalid_structured_answer_is_reasked_with_the_validation_error(se
 async def test_structured_gives_up_after_max_retries_with_the_last_answer(server, model):
     for _ in range(3):
         server.reply_json({"ok": "maybe"}, input_tokens=10, output_tokens=2)
-    with pytest.raises(InvalidOutput, match="did not produce a valid Verdict") as caught:
+    with pytest.raises(InvalidOutput, match="did not write a valid verdict") as caught:
         await model.structured(CHAT, Verdict, max_retries=1)
     assert len(server.requests) == 2  # the first attempt and one retry
     assert caught.value.raw == '{"ok": "maybe"}'

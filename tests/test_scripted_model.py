@@ -44,7 +44,7 @@ async def test_structured_output_is_validated():
     verdict, usage = await model.structured(USER, Verdict, max_retries=1)
     assert verdict.note == "fixed" and usage.requests == 2
     assert "ok" in model.calls[-1][-1].content  # the re-ask names the failing field
-    with pytest.raises(InvalidOutput, match="did not produce a valid Verdict") as caught:
+    with pytest.raises(InvalidOutput, match="did not write a valid verdict") as caught:
         await ScriptedModel(responses=[{"ok": "maybe"}] * 3).structured(USER, Verdict, max_retries=2)
     assert caught.value.raw == '{"ok": "maybe"}' and caught.value.usage.requests == 3
 

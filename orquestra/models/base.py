@@ -9,6 +9,7 @@ scripted one) still get instructor's validation and re-asking. Nothing here know
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -214,10 +215,16 @@ def invalid_output(
 ) -> InvalidOutput:
     """The `InvalidOutput` raised when instructor gives up: the reason, the last raw answer and the usage."""
     return InvalidOutput(
-        f"{model} did not produce a valid {output_type.__name__}: {_reason(error)}",
+        f"{model} did not write a valid {describe_output(output_type)}: {_reason(error)}",
         raw=raw,
         usage=usage,
     )
+
+
+def describe_output(output_type: type[BaseModel]) -> str:
+    """What `output_type` is, in words for a user: its `what`, else its class name in lower case."""
+    what = getattr(output_type, "what", None)
+    return what if isinstance(what, str) else re.sub(r"(?<!^)(?=[A-Z])", " ", output_type.__name__).lower()
 
 
 def _reason(error: BaseException) -> str:
