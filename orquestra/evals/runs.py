@@ -2,18 +2,29 @@
 
 A run suite lists goals, each with checks: built-in ones (`answer_contains`, `file` in the run's workspace)
 and `check: "module:function"` for anything else, called as ``function(answer: str, workspace: Path) -> bool``.
-A case passes when every check passes; the suite reports the completion rate (with a 95% interval), status,
-cost, latency and replans per case. Results are logged one a line as they finish, so a rerun resumes.
+A built-in check's expected text is a plain string (found as is) or a `TextMatch`: any of several texts, a
+regular expression, a number written in any usual form, each optionally in any case. `files:` copies
+fixtures (paths relative to the suite file) into the run's workspace before the run starts.
+
+A case passes (the run *completed*) when every check passes, whatever status the run reported. The suite
+reports the completion rate (with a 95% interval) and, apart, the *false successes*: runs that reported
+success while a check failed. Status, cost, latency and replans are reported per case. Results are logged one
+a line as they finish, so a rerun resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import json
+import re
 import shutil
+import sys
 import time
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +37,193 @@ from orquestra.exceptions import UserError, describe_validation_error
 from orquestra.team import AutoTeam, TeamResult
 
 LOG_NAME = "runs.jsonl"
+REPORT_NAME = "report.json"
+SUCCEEDED = "succeeded"
+"""The status of a run that reported success (`RunStatus.SUCCEEDED`)."""
 CheckFunction = Callable[[str, Path], bool]
+
+# A number as people write it: 1740, 1,740, 12.50, -3. Not part of a word or of a longer number.
+_NUMBER = re.compile(r"(?<![\w.])(-)?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\d])")
+
+
+def _relative_inside(value: str) -> str:
+    if Path(value).is_absolute() or ".." in Path(value).parts:
+        raise ValueError("must be a relative path inside the run's workspace")
+    return value
+
+
+def _scalar_text(value: Any) -> Any:
+    # YAML reads `84` and `12.5` as numbers; as expected texts they mean the text they are written as.
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class TextMatch(BaseModel):
+    """An expected text other than a plain string: exactly one of `text`, `any_of`, `regex`, `number`.
+
+    `ignore_case` applies to all but `number`. `regex` is searched (not matched from the start) with `^` and
+    `$` at line ends. `number` is found among the numbers of the text, written with or without thousands
+    commas and trailing decimal zeros (`1740` matches "1,740"; `67.6` matches "$67.60"), never inside a
+    longer number (`84` does not match "184" or "8.45").
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(default=None, min_length=1)
+    any_of: list[str] | None = Field(default=None, min_length=1, description="Any one of these texts.")
+    regex: str | None = Field(default=None, min_length=1)
+    number: str | None = Field(default=None, description="A number, compared by value.")
+    ignore_case: bool = False
+
+    @field_validator("any_of", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        return [_scalar_text(item) for item in value] if isinstance(value, list) else value
+
+    @field_validator("any_of")
+    @classmethod
+    def _no_empty_alternative(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not all(value):
+            raise ValueError("an empty alternative would match any answer")
+        return value
+
+    @field_validator("number", mode="before")
+    @classmethod
+    def _a_number(cls, value: Any) -> Any:
+        value = _scalar_text(value)
+        if isinstance(value, str) and _as_decimal(value.replace(",", "")) is None:
+            raise ValueError(f"'{value}' is not a number")
+        return value
+
+    @field_validator("regex")
+    @classmethod
+    def _a_regex(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            pattern = re.compile(value)
+        except re.error as error:
+            raise ValueError(f"invalid regular expression: {error}") from None
+        if pattern.search(""):
+            raise ValueError("the regular expression matches an empty answer")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TextMatch:
+        given = [name for name in ("text", "any_of", "regex", "number") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of text, any_of, regex, number")
+        return self
+
+    def found_in(self, text: str) -> bool:
+        """True when `text` holds what this expects."""
+        if self.number is not None:
+            wanted = _as_decimal(self.number.replace(",", ""))
+            return wanted in numbers_in(text)
+        if self.regex is not None:
+            flags = re.MULTILINE | (re.IGNORECASE if self.ignore_case else 0)
+            return re.search(self.regex, _normal(text), flags) is not None
+        haystack = _normal(text).casefold() if self.ignore_case else _normal(text)
+        needles = self.any_of if self.any_of is not None else [self.text or ""]
+        return any((_normal(n).casefold() if self.ignore_case else _normal(n)) in haystack for n in needles)
+
+    def describe(self) -> str:
+        """What is expected, in words, for a failure message."""
+        case = " (any case)" if self.ignore_case and self.number is None else ""
+        if self.number is not None:
+            return f"the number {self.number}"
+        if self.regex is not None:
+            return f"a match for /{self.regex}/{case}"
+        if self.any_of is not None:
+            return "any of " + ", ".join(f"'{item}'" for item in self.any_of) + case
+        return f"'{self.text}'{case}"
+
+
+Expected = str | TextMatch
+"""An expected text: a plain string is found as is, exactly (the original format)."""
+
+
+def _as_decimal(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+def _normal(text: str) -> str:
+    # One Unicode form on both sides, so that an accent typed two ways still matches.
+    return unicodedata.normalize("NFC", text)
+
+
+def numbers_in(text: str) -> set[Decimal]:
+    """Every number written in `text`, by value (thousands commas dropped)."""
+    found = set()
+    for sign, whole, fraction in _NUMBER.findall(text):
+        value = _as_decimal(f"{sign}{whole.replace(',', '')}{fraction}")
+        if value is not None:
+            found.add(value)
+    return found
+
+
+def expected_in(expected: Expected, text: str) -> bool:
+    """True when `text` holds `expected` (a plain string: as a substring, exactly)."""
+    return expected in text if isinstance(expected, str) else expected.found_in(text)
+
+
+def describe_expected(expected: Expected) -> str:
+    """`expected` in words: a plain string quoted as it is."""
+    return f"'{expected}'" if isinstance(expected, str) else expected.describe()
+
+
+def _one_or_many(value: Any) -> Any:
+    if value is None:
+        return value
+    items = value if isinstance(value, list) else [value]
+    return [_scalar_text(item) for item in items]
+
+
+def _no_empty_text(values: list[Expected]) -> list[Expected]:
+    if any(isinstance(value, str) and not value for value in values):
+        raise ValueError("an empty text would match any answer")
+    return values
 
 
 class FileCheck(BaseModel):
-    """A file the run must leave in its workspace, optionally with some text in it."""
+    """A file the run must leave in its workspace, optionally with some texts in it."""
 
     model_config = ConfigDict(extra="forbid")
 
     path: str = Field(min_length=1, description="Relative to the run's workspace.")
-    contains: str | None = None
+    contains: list[Expected] = Field(default_factory=list, description="Texts the file must contain.")
 
-    @field_validator("path")
-    @classmethod
-    def _inside_the_workspace(cls, value: str) -> str:
-        if Path(value).is_absolute() or ".." in Path(value).parts:
-            raise ValueError("must be a relative path inside the run's workspace")
-        return value
+    _inside_the_workspace = field_validator("path")(_relative_inside)
+    _one_or_many = field_validator("contains", mode="before")(_one_or_many)
+    _no_empty_text = field_validator("contains")(_no_empty_text)
+
+
+class Fixture(BaseModel):
+    """A file or folder copied into the run's workspace before the run starts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(min_length=1, description="Relative to the suite file's folder (or absolute).")
+    path: str | None = Field(default=None, description="Where in the workspace; default: the source's name.")
+
+    _inside_the_workspace = field_validator("path")(_relative_inside)
+
+    @property
+    def target(self) -> str:
+        """The fixture's path inside the workspace."""
+        return self.path if self.path is not None else Path(self.source).name
+
+    def copy_into(self, workspace: Path) -> None:
+        """Copy the fixture to `workspace / target` (`source` must be resolved by `load_run_suite`)."""
+        source, target = Path(self.source), workspace / self.target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(source, target)
 
 
 class RunCase(BaseModel):
@@ -52,19 +233,27 @@ class RunCase(BaseModel):
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     goal: str = Field(min_length=1)
-    answer_contains: list[str] = Field(default_factory=list, description="Texts the answer must contain.")
+    answer_contains: list[Expected] = Field(default_factory=list, description="Texts the answer must contain.")
     file: FileCheck | None = None
     check: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module:function")
+    files: list[Fixture] = Field(default_factory=list, description="Copied into the workspace before the run.")
 
-    @field_validator("answer_contains", mode="before")
+    _one_or_many = field_validator("answer_contains", mode="before")(_one_or_many)
+    _no_empty_text = field_validator("answer_contains")(_no_empty_text)
+
+    @field_validator("files", mode="before")
     @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str | int | float) else value
+    def _source_shorthand(cls, value: Any) -> Any:
+        items = value if isinstance(value, list) else [value]
+        return [{"source": item} if isinstance(item, str) else item for item in items]
 
     @model_validator(mode="after")
     def _has_a_check(self) -> RunCase:
         if not (self.answer_contains or self.file or self.check):
             raise ValueError(f"case '{self.id}' needs a check: answer_contains, file or check")
+        targets = [fixture.target for fixture in self.files]
+        if len(set(targets)) != len(targets):
+            raise ValueError(f"case '{self.id}': two fixtures go to the same place in the workspace")
         return self
 
 
@@ -100,7 +289,26 @@ def load_run_suite(path: Path) -> RunSuiteSpec:
                 resolve_check(case.check)
             except UserError as error:
                 raise UserError(f"{path}: field 'cases.{position}.check': {error.message}") from None
+        for fixture in case.files:
+            source = path.parent / fixture.source
+            if not source.exists():
+                raise UserError(f"{path}: case '{case.id}': fixture '{fixture.source}' not found (looked for {source})")
+            fixture.source = str(source.resolve())
     return spec
+
+
+def run_suite_files(paths: Sequence[Path]) -> list[Path]:
+    """The suite files that `paths` name: a file as given, a folder's `*.yaml` and `*.yml` files by name."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".yaml", ".yml"))
+            if not inside:
+                raise UserError(f"{path}: no suite files (*.yaml) in this folder")
+            found.extend(inside)
+        else:
+            found.append(path)
+    return found
 
 
 def resolve_check(spec: str) -> CheckFunction:
@@ -119,13 +327,20 @@ def resolve_check(spec: str) -> CheckFunction:
 
 def failed_checks(case: RunCase, answer: str, workspace: Path) -> list[str]:
     """The checks a finished run fails, in words; empty when it passes."""
-    failures = [f"answer lacks '{text}'" for text in case.answer_contains if text not in answer]
+    failures = [
+        f"answer lacks {describe_expected(text)}" for text in case.answer_contains if not expected_in(text, answer)
+    ]
     if case.file is not None:
         target = workspace / case.file.path
         if not target.is_file():
             failures.append(f"no file '{case.file.path}' in the workspace")
-        elif case.file.contains is not None and case.file.contains not in target.read_text(errors="replace"):
-            failures.append(f"'{case.file.path}' lacks '{case.file.contains}'")
+        else:
+            content = target.read_text(encoding="utf-8", errors="replace")
+            failures.extend(
+                f"'{case.file.path}' lacks {describe_expected(text)}"
+                for text in case.file.contains
+                if not expected_in(text, content)
+            )
     if case.check is not None:
         try:
             if not resolve_check(case.check)(answer, workspace):
@@ -153,11 +368,21 @@ class RunCaseResult:
     replans: int = 0
     tasks: int = 0
 
+    @property
+    def false_success(self) -> bool:
+        """True when the run reported success while a check failed: the failure the eval exists to catch."""
+        return self.status == SUCCEEDED and not self.passed
+
 
 async def run_goal(team: AutoTeam, case: RunCase, workspace: Path) -> RunCaseResult:
-    """Plan, run and answer one goal in `workspace`, then check it; any failure is recorded, never raised."""
+    """Copy the case's fixtures into `workspace`, plan, run and answer its goal there, then check it.
+
+    Any failure is recorded, never raised.
+    """
     started = time.perf_counter()
     try:
+        for fixture in case.files:
+            fixture.copy_into(workspace)
         result = await _run(team, case.goal, workspace)
     except Exception as error:
         message = getattr(error, "message", None) or str(error) or type(error).__name__
@@ -240,7 +465,12 @@ async def run_suite(
 
 
 def summarise_runs(results: Sequence[RunCaseResult], *, suite: str, model: str) -> dict[str, Any]:
-    """The run eval's report document: completion rate with its interval, means per case, and every case."""
+    """The run eval's report document: completion rate with its interval, means per case, and every case.
+
+    `passed` counts the cases whose checks all passed; `false_successes` the runs that reported success while
+    a check failed (never counted as passed), and `unclaimed_passes` the runs whose checks passed although the
+    run did not report success.
+    """
     count = max(len(results), 1)
     rate = bootstrap_rate([r.passed for r in results])
     statuses: dict[str, int] = {}
@@ -252,6 +482,9 @@ def summarise_runs(results: Sequence[RunCaseResult], *, suite: str, model: str) 
         "cases": len(results),
         "passed": sum(r.passed for r in results),
         "completion_rate": {"estimate": rate.estimate, "low": rate.low, "high": rate.high} if results else None,
+        "false_successes": sum(r.false_success for r in results),
+        "false_success_cases": [r.case_id for r in results if r.false_success],
+        "unclaimed_passes": sum(r.passed and r.status != SUCCEEDED for r in results),
         "statuses": statuses,
         "per_case": {
             "cost_usd": sum(r.cost_usd for r in results) / count,
@@ -259,5 +492,75 @@ def summarise_runs(results: Sequence[RunCaseResult], *, suite: str, model: str) 
             "replans": sum(r.replans for r in results) / count,
             "tokens": sum(r.input_tokens + r.output_tokens for r in results) / count,
         },
-        "results": [asdict(r) for r in results],
+        "results": [{**asdict(r), "false_success": r.false_success} for r in results],
     }
+
+
+def pool_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several suites' `report.json` documents as one: each suite's figures and all their cases pooled.
+
+    The pooled completion rate's interval resamples the cases of every suite together.
+    """
+    suites: list[dict[str, Any]] = []
+    passed: list[bool] = []
+    for report in reports:
+        results = report.get("results", [])
+        # Recomputed from the cases, so that a report written before false successes were counted has them.
+        false = [r["case_id"] for r in results if r.get("status") == SUCCEEDED and not r.get("passed")]
+        suites.append(
+            {
+                "suite": report.get("suite"),
+                "model": report.get("model"),
+                "cases": len(results),
+                "passed": sum(bool(r.get("passed")) for r in results),
+                "false_successes": len(false),
+                "false_success_cases": false,
+            }
+        )
+        passed.extend(bool(r.get("passed")) for r in results)
+    rate = bootstrap_rate(passed)
+    return {
+        "suites": suites,
+        "cases": len(passed),
+        "passed": sum(passed),
+        "completion_rate": {"estimate": rate.estimate, "low": rate.low, "high": rate.high} if passed else None,
+        "false_successes": sum(suite["false_successes"] for suite in suites),
+    }
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    file = path / REPORT_NAME if path.is_dir() else path
+    try:
+        report: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise UserError(f"{file}: cannot read the report: {error}") from None
+    return report
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m orquestra.evals.runs OUT...``: pool the reports that `orquestra eval runs` wrote."""
+    if not argv:
+        print("usage: python -m orquestra.evals.runs OUT_FOLDER_OR_REPORT_JSON...", file=sys.stderr)
+        return 2
+    try:
+        pooled = pool_reports([_read_report(Path(arg)) for arg in argv])
+    except UserError as error:
+        print(error.message, file=sys.stderr)
+        return 2
+    for suite in pooled["suites"]:
+        false = f" ({', '.join(suite['false_success_cases'])})" if suite["false_successes"] else ""
+        print(
+            f"{suite['suite']}: {suite['passed']}/{suite['cases']} passed, "
+            f"{suite['false_successes']} false successes{false}"
+        )
+    rate = pooled["completion_rate"]
+    if rate is not None:
+        print(
+            f"all: {pooled['passed']}/{pooled['cases']} passed, completion rate {rate['estimate']:.3f} "
+            f"[{rate['low']:.3f}, {rate['high']:.3f}], {pooled['false_successes']} false successes"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
