@@ -9,7 +9,8 @@ get wrong (cycles, self and forward edges, unknown capabilities, duplicate ids);
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model, model_vali
 from orquestra.exceptions import GraphError, InvalidOutput, UserError
 from orquestra.graph import Task, TaskGraph
 from orquestra.models import Message, Model, Usage
+from orquestra.models.progress import watching
 from orquestra.prompts import render
 from orquestra.registry import Registry
 from orquestra.repair import repair_plan
@@ -174,8 +176,14 @@ class Planner:
         system = render("planner/system.j2", capabilities=self.catalogue(), max_tasks=self.max_tasks)
         return [Message("system", system), Message("user", render("planner/goal.j2", goal=goal, examples=shown))]
 
-    async def plan(self, goal: str, examples: Sequence[PlanExample] = ()) -> PlanResult:
-        """Plan `goal`; see the module docstring for the retry and repair rules."""
+    async def plan(
+        self, goal: str, examples: Sequence[PlanExample] = (), *, drafted: Callable[[PlannedTask], None] | None = None
+    ) -> PlanResult:
+        """Plan `goal`; see the module docstring for the retry and repair rules.
+
+        `drafted` receives each task as soon as the model has written it in full, where the provider lets us
+        watch its answer grow (the embedded model does); the checked graph is the result either way.
+        """
         if not goal.strip():
             raise PlanningError("the goal is empty")
         capabilities = sorted(self.registry.capabilities())
@@ -183,8 +191,12 @@ class Planner:
             raise PlanningError("the registry has no agents, so there is nothing to plan with")
         output_type = plan_model(capabilities, self.max_tasks)
         retries = 0 if self.model.weak else self.retries
+        watch: AbstractContextManager[None] = watching(_DraftWatcher(drafted)) if drafted else nullcontext()
         try:
-            plan, usage = await self.model.structured(self.messages(goal, examples), output_type, max_retries=retries)
+            with watch:
+                plan, usage = await self.model.structured(
+                    self.messages(goal, examples), output_type, max_retries=retries
+                )
         except InvalidOutput as error:
             return self._repair(error)
         return PlanResult(to_graph(plan), usage)
@@ -202,6 +214,38 @@ class Planner:
             detail = _first_problem(problem) if isinstance(problem, ValidationError) else problem.message
             raise PlanningError(f"the plan could not be repaired: {detail} (model said: {error.message})") from None
         return PlanResult(graph, usage, repairs or ["the plan failed validation; rebuilt by the repair"])
+
+
+class _DraftWatcher:
+    """Reads a plan's JSON as the model writes it and reports each task once it is complete.
+
+    A task counts as complete once the model has written past its closing brace, so the instruction it
+    reports is the whole instruction. A re-asked answer starts over: tasks already reported
+    are not reported again.
+    """
+
+    def __init__(self, drafted: Callable[[PlannedTask], None]) -> None:
+        self.drafted = drafted
+        self.reported: set[str] = set()
+
+    def __call__(self, text: str) -> None:
+        try:
+            data = pydantic_core.from_json(text, allow_partial=True)
+        except ValueError:
+            return
+        tasks = data.get("tasks") if isinstance(data, Mapping) else None
+        if not isinstance(tasks, list):
+            return
+        # The last task is whole once the model has written past its closing brace.
+        whole = text.rstrip().endswith((",", "]", "}"))
+        for item in tasks if whole else tasks[:-1]:
+            try:
+                task = PlannedTask.model_validate(item)
+            except ValidationError:
+                continue
+            if task.id not in self.reported:
+                self.reported.add(task.id)
+                self.drafted(task)
 
 
 def _tasks_of(raw: str | None) -> tuple[list[Any] | None, bool]:

@@ -19,13 +19,13 @@ from orquestra.budget import Budget, BudgetMeter, MeteredModel
 from orquestra.config import Settings, load_settings
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, RunTask
-from orquestra.events import Event, Planned, Subscriber, TeamFinished
+from orquestra.events import Event, Planned, PlanningStarted, Subscriber, TaskDrafted, TeamFinished
 from orquestra.exceptions import UserError
 from orquestra.graph import TaskGraph
 from orquestra.loop import DynamicLoop, LoopRecord, ReplanRecord
 from orquestra.memory import DisabledMemory, Memory, Recalled, open_memory
 from orquestra.models import Model, RetryingModel, Usage, infer_model
-from orquestra.planner import PlanExample, Planner, PlanResult
+from orquestra.planner import PlanExample, PlannedTask, Planner, PlanResult
 from orquestra.recollection import examples as recall_examples
 from orquestra.recollection import run_memory
 from orquestra.reflect import ReflectionMode, Reflector
@@ -194,17 +194,39 @@ class AutoTeam:
         return BudgetMeter(self.budget)
 
     async def plan(
-        self, goal: str, examples: Sequence[PlanExample] | None = None, *, meter: BudgetMeter | None = None
+        self,
+        goal: str,
+        examples: Sequence[PlanExample] | None = None,
+        *,
+        meter: BudgetMeter | None = None,
+        subscribers: Iterable[Subscriber] = (),
+        run_id: str = "",
     ) -> PlanResult:
-        """Plan `goal` into a checked graph; without `examples`, the most similar past runs serve as examples."""
+        """Plan `goal` into a checked graph; without `examples`, the most similar past runs serve as examples.
+
+        `subscribers` see the planning as it happens: `PlanningStarted`, a `TaskDrafted` for each task as the
+        model writes it (where the provider shows its answer growing), then `Planned` with the checked graph.
+        """
+        subscribers = list(subscribers)
+
+        def emit(event: Event) -> None:
+            for subscriber in subscribers:
+                subscriber(event)
+
         recalled: list[Recalled] = []
         if examples is None:
             recalled = await asyncio.to_thread(self.memory.recall, goal, 5)
             examples = recall_examples(recalled)
+        emit(PlanningStarted(run_id, goal, self.settings.planning_model))
         model = MeteredModel(self.model(self.settings.planning_model), meter or self.meter())
         planner = Planner(model, self.registry, max_tasks=self.max_tasks)
-        result = await planner.plan(goal, examples)
+
+        def drafted(task: PlannedTask) -> None:
+            emit(TaskDrafted(run_id, task.id, task.capability, task.instruction))
+
+        result = await planner.plan(goal, examples, drafted=drafted if subscribers else None)
         result.recalled = [item.run.goal for item in recalled]
+        emit(Planned(run_id, result.graph, tuple(result.repairs), tuple(result.recalled)))
         return result
 
     async def execute(
@@ -297,9 +319,7 @@ class AutoTeam:
         meter = self.meter()
         subscribers = list(subscribers)
         run_id = uuid.uuid4().hex[:12]
-        plan = await self.plan(goal, meter=meter)
-        for subscriber in subscribers:
-            subscriber(Planned(run_id, plan.graph, tuple(plan.repairs), tuple(plan.recalled)))
+        plan = await self.plan(goal, meter=meter, subscribers=subscribers, run_id=run_id)
         outcome = await self.execute(plan.graph, goal=goal, meter=meter, subscribers=subscribers, run_id=run_id)
         return await self.finish(goal, plan, outcome)
 

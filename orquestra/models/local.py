@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from orquestra.exceptions import ContextLengthExceeded, ModelConfigError, ModelError
 from orquestra.models.base import Message, Model, ModelResponse, ToolCall, ToolChoice, ToolSpec
+from orquestra.models.progress import Watcher, current_watcher
 from orquestra.weights import INSTALL_HINT, QWEN_05B, ensure_weights
 
 if TYPE_CHECKING:
@@ -147,6 +148,9 @@ class LocalModel(Model):
             "temperature": 0.0 if grammar is not None else self.temperature,
             "grammar": grammar,
         }
+        watcher = current_watcher()
+        if watcher is not None:
+            options["stopping_criteria"] = _progress(engine.llama, watcher, asyncio.get_running_loop())
         completion = cast(
             dict[str, Any],
             await self._run(engine, lambda: engine.llama.create_chat_completion(cast(Any, chat), **options)),
@@ -252,6 +256,34 @@ def _load(path: Path, n_ctx: int, n_threads: int, *, seed: int) -> Llama:
     return llama_cpp.Llama(
         model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, seed=seed, verbose=False
     )
+
+
+def _progress(llama: Llama, watcher: Watcher, loop: asyncio.AbstractEventLoop) -> Any:
+    """A stopping criterion that never stops: it hands the text generated so far to `watcher`, on `loop`.
+
+    llama.cpp calls it after each token, on the model's thread; watching this way keeps the call's usage
+    figures, which a streamed completion does not report.
+    """
+    from llama_cpp import StoppingCriteriaList
+
+    state = {"prompt": -1, "seen": 0}
+    pieces: list[bytes] = []
+
+    def watch(tokens: Any, logits: Any) -> bool:
+        if state["prompt"] < 0:
+            state["prompt"] = state["seen"] = len(tokens) - 1
+        new = list(tokens[state["seen"] :])
+        state["seen"] = len(tokens)
+        if new:
+            pieces.append(llama.detokenize(new))
+            text = b"".join(pieces).decode("utf-8", errors="ignore")
+            try:
+                loop.call_soon_threadsafe(watcher, text)
+            except RuntimeError:  # the event loop is gone: nobody is watching any more
+                pass
+        return False
+
+    return StoppingCriteriaList([watch])
 
 
 def _close_all() -> None:

@@ -16,6 +16,10 @@ from pydantic import BaseModel
 
 from orquestra.exceptions import ScriptExhausted
 from orquestra.models.base import Message, Model, ModelResponse, ToolChoice, ToolSpec
+from orquestra.models.progress import current_watcher
+
+_PIECE = 8
+"""Characters per step when a watched answer is shown growing."""
 
 Answer = str | ModelResponse | BaseModel | dict[str, Any] | list[Any]
 Responder = Callable[[Sequence[Message]], Answer]
@@ -62,6 +66,10 @@ class ScriptedModel(Model):
             await asyncio.sleep(self.latency)
         answer = self._next_answer(messages)
         text = answer.text if isinstance(answer, ModelResponse) else _as_text(answer)
+        watcher = current_watcher()
+        if watcher is not None:  # show the answer growing, as the embedded model does, a few characters at a time
+            for end in range(_PIECE, len(text) + _PIECE, _PIECE):
+                watcher(text[:end])
         usage = self.usage(sum(len(message.content.split()) for message in messages), len(text.split()))
         if isinstance(answer, ModelResponse):
             # A recorded response counts as a request too, unless it brings usage of its own.

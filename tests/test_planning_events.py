@@ -1,0 +1,60 @@
+"""Planning shows signs of life: started, each task as the model writes it, then the checked plan."""
+
+from __future__ import annotations
+
+import json
+
+from orquestra import AutoTeam
+from orquestra.events import Event, Planned, PlanningStarted, TaskDrafted
+from orquestra.models import ScriptedModel
+from orquestra.planner import PlannedTask, _DraftWatcher
+
+PLAN = {
+    "tasks": [
+        {"id": "price", "instruction": "Find the price of a widget.", "capability": "research"},
+        {"id": "total", "instruction": "Compute the cost of 12.", "capability": "math", "depends_on": ["price"]},
+        {"id": "note", "instruction": "Write one sentence.", "capability": "writing", "depends_on": ["total"]},
+    ]
+}
+
+
+def test_each_task_is_reported_once_when_complete():
+    seen: list[PlannedTask] = []
+    watch = _DraftWatcher(seen.append)
+    text = json.dumps(PLAN)
+    cut = text.index('"instruction": "Compute')
+    watch(text[:cut])  # the second task is still being written: only the first is complete
+    assert [task.id for task in seen] == ["price"]
+    watch(text[: text.index('{"id": "note"')])
+    assert [task.id for task in seen] == ["price", "total"]
+    watch(text)
+    watch(text)  # seen again (a re-ask, say): nothing is reported twice
+    assert [task.id for task in seen] == ["price", "total", "note"]
+    assert seen[1].instruction == "Compute the cost of 12."
+
+
+def test_a_half_written_instruction_is_not_reported():
+    seen: list[PlannedTask] = []
+    text = json.dumps(PLAN)
+    _DraftWatcher(seen.append)(text[: text.index("of a widget")])
+    assert seen == []
+
+
+async def test_the_team_emits_planning_events_in_order(tmp_path):
+    def answer(messages):
+        return PLAN
+
+    team = AutoTeam(model=ScriptedModel(answer), memory=False, store=False)
+    events: list[Event] = []
+    result = await team.plan("Price 12 widgets and write a note", subscribers=[events.append], run_id="r1")
+    kinds = [type(event).__name__ for event in events]
+    assert kinds == ["PlanningStarted", "TaskDrafted", "TaskDrafted", "TaskDrafted", "Planned"]
+    assert isinstance(events[0], PlanningStarted) and events[0].model == "scripted"
+    drafted = [event for event in events if isinstance(event, TaskDrafted)]
+    assert [(e.task_id, e.capability) for e in drafted] == [
+        ("price", "research"),
+        ("total", "math"),
+        ("note", "writing"),
+    ]
+    assert isinstance(events[-1], Planned) and events[-1].graph == result.graph
+    assert all(event.run_id == "r1" for event in events)
