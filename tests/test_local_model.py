@@ -103,7 +103,11 @@ def test_json_answers_are_parsed_from_the_tool_format():
     assert parse('{"tool": "calculator", "arguments": {"expression": "1"}}').tool_calls[0].arguments == {
         "expression": "1"
     }
-    assert parse('{"tool": "calc').text == '{"tool": "calc'  # cut off: kept as it is
+    # Cut off at the token limit: a call cannot run, so nothing of it is passed on; an answer keeps its text.
+    cut_call = parse('{"tool": "calculator", "arguments": {"expr')
+    assert (cut_call.text, cut_call.tool_calls, cut_call.finish_reason) == ("", (), "length")
+    assert parse('{"answer": "The cost of 12 widg').text == "The cost of 12 widg"
+    assert parse("not json at all").text == "not json at all"
 
 
 # With the real model.

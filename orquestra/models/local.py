@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+import pydantic_core
+
 from orquestra.exceptions import ContextLengthExceeded, ModelConfigError, ModelError
 from orquestra.models.base import Message, Model, ModelResponse, ToolCall, ToolChoice, ToolSpec
 from orquestra.models.progress import Watcher, current_watcher
@@ -403,11 +405,21 @@ def _arguments_schema(tool: ToolSpec) -> dict[str, Any]:
 
 
 def _parse_tool_answer(response: ModelResponse) -> ModelResponse:
-    """A tool call or the answer's text from the model's JSON; unparsable text (cut off) is kept as it is."""
+    """A tool call or the answer's text from the model's JSON.
+
+    An answer cut off at the token limit keeps what it wrote of its text; a call cut off cannot run, and
+    comes back empty (with `finish_reason` "length"), so that it is never passed on as a result.
+    """
     try:
         data = json.loads(response.text)
     except ValueError:
-        return response
+        try:
+            data = pydantic_core.from_json(response.text, allow_partial=True)
+        except ValueError:
+            return response
+        answer = data.get("answer") if isinstance(data, dict) else None
+        text = answer if isinstance(answer, str) else ""
+        return ModelResponse(text, response.model, (), response.usage, "length")
     if isinstance(data, dict) and isinstance(data.get("tool"), str):
         arguments = data.get("arguments")
         call = ToolCall(f"call_{uuid.uuid4().hex[:12]}", data["tool"], arguments if isinstance(arguments, dict) else {})
