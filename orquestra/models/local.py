@@ -414,7 +414,7 @@ def _parse_tool_answer(response: ModelResponse) -> ModelResponse:
         data = json.loads(response.text)
     except ValueError:
         try:
-            data = pydantic_core.from_json(response.text, allow_partial=True)
+            data = pydantic_core.from_json(response.text, allow_partial="trailing-strings")
         except ValueError:
             return response
         answer = data.get("answer") if isinstance(data, dict) else None
