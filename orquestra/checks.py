@@ -229,6 +229,11 @@ _READ_VERB = re.compile(
 )
 
 
+_DESTINATION = re.compile(
+    r"\b(?:into|to)\s+(?:(?:a|the|new)\s+)?(?:file\s+)?(?:(?:called|named)\s+)?[`'\"]?$", re.IGNORECASE
+)
+
+
 def promised_files(text: str) -> list[str]:
     """The files `text` says are written (``save the summary to summary.md``), not those it says are read."""
     found: list[str] = []
@@ -236,7 +241,10 @@ def promised_files(text: str) -> list[str]:
         clause = re.split(r"[.;!?\n]\s", text[: match.start()])[-1]
         write = [m.end() for m in _WRITE_VERB.finditer(clause)]
         read = [m.end() for m in _READ_VERB.finditer(clause)]
-        if write and (not read or write[-1] > read[-1]) and match.group(1) not in found:
+        # "... into summary.md", "... to a file named out.txt": where the result goes.
+        destination = _DESTINATION.search(clause) is not None
+        written = destination or (write and (not read or write[-1] > read[-1]))
+        if written and match.group(1) not in found:
             found.append(match.group(1))
     return found
 

@@ -94,6 +94,8 @@ def test_a_short_answer_that_reuses_words_of_the_instruction_is_not_an_echo():
         ("Using data.csv, create report.html.", ["report.html"]),
         ("Summarise facts.md for the reader.", []),
         ("Open config.yaml and list its keys.", []),
+        ("Summarise notes.md into summary.md.", ["summary.md"]),
+        ("Read the facts and append them to a file named `log.txt`.", ["log.txt"]),
     ],
 )
 def test_promised_files_are_those_the_text_says_are_written(text, files):
