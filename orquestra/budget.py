@@ -42,12 +42,17 @@ class Budget:
 
 
 class BudgetMeter:
-    """What a run has spent so far, against its budget."""
+    """What a run has spent so far, against its budget.
+
+    Its clock is the run's clock: it starts when the meter is made (before planning), and the run's summary
+    reads the same clock, so the time a budget message reports and the time of the run agree.
+    """
 
     def __init__(self, budget: Budget | None = None) -> None:
         self.budget = budget or Budget()
         self.usage = Usage()
-        self.started = time.monotonic()
+        # The engine's clock too, so the two can be compared.
+        self.started = time.perf_counter()
 
     def add(self, usage: Usage) -> None:
         """Count a finished call."""
@@ -55,17 +60,17 @@ class BudgetMeter:
 
     def elapsed(self) -> float:
         """Seconds since the run started."""
-        return time.monotonic() - self.started
+        return time.perf_counter() - self.started
 
-    def shares(self) -> dict[str, float]:
-        """The share of each limit spent, by limit name."""
+    def shares(self, elapsed: float | None = None) -> dict[str, float]:
+        """The share of each limit spent, by limit name; `elapsed` fixes the moment of the time share."""
         budget, shares = self.budget, {}
         if budget.max_tokens is not None:
             shares["tokens"] = self.usage.total_tokens / budget.max_tokens
         if budget.max_cost is not None:
             shares["cost"] = self.usage.cost / budget.max_cost
         if budget.max_seconds is not None:
-            shares["time"] = self.elapsed() / budget.max_seconds
+            shares["time"] = (self.elapsed() if elapsed is None else elapsed) / budget.max_seconds
         return shares
 
     def exhausted(self) -> str | None:
@@ -77,19 +82,34 @@ class BudgetMeter:
         return self._over(self.budget.near, "nearly spent")
 
     def _over(self, threshold: float, word: str) -> str | None:
-        for name, share in self.shares().items():
+        elapsed = self.elapsed()  # one reading: the share judged and the figure reported are the same
+        for name, share in self.shares(elapsed).items():
             if share >= threshold:
-                return f"the {name} budget is {word} ({self.describe(name)})"
+                return f"the {name} budget is {word} ({self.describe(name, elapsed)})"
         return None
 
-    def describe(self, name: str) -> str:
-        """The spending on one limit, e.g. '9,120 of 10,000 tokens'."""
+    def describe(self, name: str, elapsed: float | None = None) -> str:
+        """The spending on one limit, e.g. '9,120 of 10,000 tokens'; `elapsed` fixes the moment of the time."""
         budget = self.budget
         if name == "tokens":
             return f"{self.usage.total_tokens:,} of {budget.max_tokens:,} tokens"
         if name == "cost":
             return f"${self.usage.cost:.4f} of ${budget.max_cost:.4f}"
-        return f"{self.elapsed():.1f} of {budget.max_seconds:g} seconds"
+        seconds = self.elapsed() if elapsed is None else elapsed
+        return f"{seconds:.2f} of {budget.max_seconds:g} seconds"
+
+    def spending(self, elapsed: float | None = None) -> list[str]:
+        """The spending on every limit the budget sets, time as of `elapsed` (now by default)."""
+        names = [
+            name
+            for name, limit in (
+                ("tokens", self.budget.max_tokens),
+                ("cost", self.budget.max_cost),
+                ("time", self.budget.max_seconds),
+            )
+            if limit is not None
+        ]
+        return [self.describe(name, elapsed) for name in names]
 
     def check(self) -> None:
         """Raise `BudgetExceeded` when the budget is spent."""

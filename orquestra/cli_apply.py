@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,9 +20,11 @@ from rich.text import Text
 
 from orquestra.cli_options import RegistryFolders
 from orquestra.config import load_settings
-from orquestra.console import ProgressView
+from orquestra.console import ProgressView, usage_line
+from orquestra.dispatch import Dispatcher
 from orquestra.engine import Execution, RunStatus, TaskStatus
 from orquestra.exceptions import UserError
+from orquestra.graph import Task
 from orquestra.manifest import Manifest, ManifestResult, apply_manifest, load_manifest
 from orquestra.registry import Registry
 from orquestra.team import AutoTeam
@@ -83,7 +86,7 @@ async def _apply_live(manifest: Manifest, team: AutoTeam) -> ManifestResult:
     """Run with a live view; Ctrl-C cancels the run cleanly and the result says which tasks finished."""
     loop = asyncio.get_running_loop()
     graph = manifest.to_graph()
-    view = ProgressView(graph, {task.id: task.agent or task.capability for task in graph.tasks})
+    view = ProgressView(graph, _agent_of(manifest, team))
 
     def started(execution: Execution) -> None:
         loop.add_signal_handler(signal.SIGINT, execution.cancel, "interrupted by Ctrl-C")
@@ -95,6 +98,18 @@ async def _apply_live(manifest: Manifest, team: AutoTeam) -> ManifestResult:
     finally:
         loop.remove_signal_handler(signal.SIGINT)
     return result
+
+
+def _agent_of(manifest: Manifest, team: AutoTeam) -> Callable[[Task], str]:
+    """The agent that takes each task: its pinned one, else the registry's choice for its capability.
+
+    The same registry and dispatcher as `apply_manifest` (the team's agents and the manifest's own), so the
+    live view names the agent that runs the task, also for a task a replan adds.
+    """
+    cards = team.registry
+    registry = Registry([*cards.agents.values(), *manifest.cards().values()], cards.tools.values(), cards.prices)
+    dispatcher = Dispatcher(registry)
+    return lambda task: dispatcher.assign(task).agent.name
 
 
 def _as_text(output: Any) -> str:
@@ -109,11 +124,9 @@ def _summary(manifest: Manifest, result: ManifestResult) -> str:
     for status in result.statuses.values():
         counts[status] = counts.get(status, 0) + 1
     parts = ", ".join(f"{count} {status.value}" for status, count in counts.items())
-    usage = result.usage
     lines = [
-        f"{manifest.name}: {result.run.status.value} in {result.run.elapsed:.1f}s ({parts})",
-        f"model calls: {usage.requests}, tokens: {usage.input_tokens} in / {usage.output_tokens} out, "
-        f"cost: ${usage.cost:.4f}",
+        f"{manifest.name}: {result.run.status.value} in {result.run.elapsed:.2f}s ({parts})",
+        usage_line(result.usage),
     ]
     if result.run.reason:
         lines.append(f"reason: {result.run.reason}")

@@ -19,6 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from orquestra.console import NO_CAPABILITY
 from orquestra.exceptions import UserError
 from orquestra.store import EventRecord, RunStore, StoredRun, store_path
 
@@ -29,6 +30,8 @@ STATUS_STYLES = {
     "failed": "bold red",
     "cancelled": "red",
     "stopped": "yellow",
+    "out_of_budget": "yellow",
+    "gave_up": "yellow",
     "skipped": "dim",
     "running": "cyan",
     "awaiting approval": "bold blue",
@@ -101,6 +104,9 @@ def runs_show(run_id: RunId) -> None:
     if run.model:
         console.print(Text.assemble(("model: ", "bold"), run.model))
     console.print(_tasks_table(stored))
+    failures = _check_failures(stored.events)
+    if failures.row_count:
+        console.print(failures)
     for task in stored.tasks:
         if task.output:
             console.print(Panel(Text(task.output), title=f"output of {task.task_id}", title_align="left"))
@@ -113,20 +119,71 @@ def runs_show(run_id: RunId) -> None:
 
 
 def _tasks_table(stored: StoredRun) -> Table:
+    """One row per task; `elapsed` is the task's own duration, `checks` how its answers fared."""
+    checks = _checks_by_task(stored.events)
+    agent_only = _agent_only(stored.run.graph)
     table = Table(box=None, header_style="bold", pad_edge=False, title="tasks", title_justify="left")
-    for column in ("task", "capability", "agent", "status", "elapsed"):
+    for column in ("task", "capability", "agent", "status", "elapsed", "checks"):
         table.add_column(column, no_wrap=True)
     table.add_column("error", overflow="fold")
     for task in stored.tasks:
         elapsed = f"{task.elapsed:.2f}s" if task.elapsed is not None else ""
         table.add_row(
             Text(task.task_id),
-            Text(task.capability),
+            Text(NO_CAPABILITY if task.task_id in agent_only else task.capability),
             Text(task.agent),
             _status(task.status),
             elapsed,
+            _checks_cell(checks.get(task.task_id, [])),
             Text(task.error or "", style="red"),
         )
+    return table
+
+
+def _agent_only(graph: dict[str, Any] | None) -> set[str]:
+    """Ids of the tasks whose capability is only the name of the agent they are pinned to (`task_capability`)."""
+    tasks = (graph or {}).get("tasks") or []
+    return {
+        str(task.get("id"))
+        for task in tasks
+        if isinstance(task, dict) and task.get("agent") and task.get("capability") == task.get("agent")
+    }
+
+
+def _checks_by_task(events: list[EventRecord]) -> dict[str, list[dict[str, Any]]]:
+    """The payloads of every `ResultChecked` event, by task, in order."""
+    checks: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        if event.type == "ResultChecked":
+            checks.setdefault(str(event.payload.get("task_id", "")), []).append(event.payload)
+    return checks
+
+
+def _checks_cell(verdicts: list[dict[str, Any]]) -> Text:
+    """'passed', or how many of the task's answers failed their checks, e.g. 'failed 1 of 2'."""
+    if not verdicts:
+        return Text("")
+    failed = sum(1 for verdict in verdicts if not verdict.get("passed"))
+    if not failed:
+        return Text("passed", style="green")
+    return Text(f"failed {failed} of {len(verdicts)}", style="red" if failed == len(verdicts) else "yellow")
+
+
+def _check_failures(events: list[EventRecord]) -> Table:
+    """Every failed check of every answer: which task, which answer, which agent, and why."""
+    table = Table(box=None, header_style="bold", pad_edge=False, title="check failures", title_justify="left")
+    for column in ("task", "answer", "agent"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("failure", overflow="fold")
+    for task_id, verdicts in _checks_by_task(events).items():
+        for verdict in verdicts:
+            if verdict.get("passed"):
+                continue
+            reasons = [str(reason) for reason in verdict.get("failures") or ()] or ["(no reason given)"]
+            for reason in reasons:
+                table.add_row(
+                    Text(task_id), str(verdict.get("attempt", "")), Text(str(verdict.get("agent", ""))), Text(reason)
+                )
     return table
 
 

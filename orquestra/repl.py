@@ -33,12 +33,13 @@ from orquestra.approval import ApprovalRequest, Decision
 from orquestra.budget import Budget, BudgetMeter
 from orquestra.cli_options import PlannerModelOption, RegistryFolders
 from orquestra.config import load_settings
-from orquestra.console import ProgressView, graph_tree, run_summary
+from orquestra.console import ProgressView, graph_tree, run_summary, usage_line
 from orquestra.engine import Execution
 from orquestra.events import Event, Replanned
 from orquestra.exceptions import OrquestraError, UserError
 from orquestra.graph import TaskGraph
 from orquestra.graphfile import dump_graph, load_graph
+from orquestra.models import Usage
 from orquestra.planner import PlanResult
 from orquestra.registry import Registry
 from orquestra.team import AutoTeam, TeamResult
@@ -95,6 +96,8 @@ class Repl:
         self._ask: PromptSession[str] = PromptSession()
         self._live: Live | None = None
         self._deciding = asyncio.Lock()
+        self._unbilled = Usage()
+        """What planning the last plan cost, until a run of it counts it."""
 
     # ---------------------------------------------------------------- the loop
 
@@ -157,9 +160,12 @@ class Repl:
         if self.graph is None:
             raise UserError("no plan yet: type a goal, or /plan GOAL")
         graph, goal, team = self.graph, self.goal, self.team
-        agents = {task.id: team.dispatcher.assign(task).agent.name for task in graph.tasks}
-        self.view = view = ProgressView(graph, agents)
+        self.view = view = ProgressView(graph, lambda task: team.dispatcher.assign(task).agent.name)
         meter = team.meter()
+        # Planning's calls belong to the first run of its plan, as in `orquestra run` (its time does not: the
+        # person may take a while to say yes), so the summary, the budget and the run store all count them.
+        meter.add(self._unbilled)
+        self._unbilled = Usage()
 
         def started(execution: Execution) -> None:
             self._cancel = lambda: execution.cancel("interrupted by Ctrl-C")
@@ -177,18 +183,15 @@ class Repl:
                     )
                 finally:
                     self._live = None
+            console.print()  # the table's last line ends here, not at the start of the summary
             with console.status("writing the answer..."):
                 return await team.finish(goal, self.plan, outcome)
 
         self.result = result = await self._interruptible(run())
         if result.answer:
             console.print(Panel(Text(result.answer), title="answer", title_align="left", border_style="green"))
-        console.print(run_summary(result.run))
-        usage = result.usage
-        console.print(
-            f"[dim]model calls: {usage.requests}, tokens: {usage.input_tokens} in / {usage.output_tokens} out, "
-            f"cost: ${usage.cost:.4f}[/dim]"
-        )
+        console.print(run_summary(result.run, meter))
+        console.print(usage_line(result.usage), style="dim", highlight=False)
 
     async def approve(self, request: ApprovalRequest) -> Decision:
         """Ask at the prompt whether a task waiting for approval may run: yes, no (with a reason), or edit it.
@@ -338,6 +341,7 @@ class Repl:
         self.team.dispatcher.assign_all(plan.graph)
         self.team.check_models(plan.graph)
         self.goal, self.plan, self.graph, self.view, self.result = goal, plan, plan.graph, None, None
+        self._unbilled = meter.usage
         for recalled in plan.recalled:
             console.print(Text.assemble(("recalled: ", "dim"), recalled))
         console.print(graph_tree(plan.graph, title=f"plan: {len(plan.graph)} tasks"))

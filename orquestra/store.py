@@ -26,10 +26,12 @@ from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_ex
 
 from orquestra.approval import Decision
 from orquestra.config import home_dir
+from orquestra.console import skip_reason
 from orquestra.events import (
     ApprovalRequested,
     Event,
     GraphPatched,
+    ResultChecked,
     RunFinished,
     RunStarted,
     TaskCancelled,
@@ -140,7 +142,7 @@ class TaskRecord:
     output: str | None
     error: str | None
     elapsed: float | None
-    """Seconds from the start of the run to the end of the task."""
+    """The task's own duration in seconds, from its start (`TaskStarted`) to its end; None if it never ran."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,13 +321,15 @@ class RunStore:
         """
         seq = 0
         warned = False
+        started: dict[str, float] = {}
+        """When each task of the run started, for the time of a task cancelled while it ran."""
 
         def record(event: Event) -> None:
             nonlocal seq, warned
             if event.run_id != run_id:
                 return
             try:
-                self._record(event, seq, goal, model)
+                self._record(event, seq, goal, model, started)
                 seq += 1
             except Exception as error:
                 if not warned:
@@ -334,7 +338,7 @@ class RunStore:
 
         return record
 
-    def _record(self, event: Event, seq: int, goal: str, model: str) -> None:
+    def _record(self, event: Event, seq: int, goal: str, model: str, started: dict[str, float]) -> None:
         payload = json.dumps(_payload(event), ensure_ascii=False)
         with self._write() as db:
             if isinstance(event, RunStarted):
@@ -350,26 +354,40 @@ class RunStore:
                 "INSERT OR REPLACE INTO events (run_id, seq, type, at, payload) VALUES (?, ?, ?, ?, ?)",
                 (event.run_id, seq, type(event).__name__, event.at, payload),
             )
-            self._update(db, event)
+            self._update(db, event, started)
 
-    def _update(self, db: sqlite3.Connection, event: Event) -> None:
-        """Bring the runs and tasks tables up to date with `event`."""
+    def _update(self, db: sqlite3.Connection, event: Event, started: dict[str, float]) -> None:
+        """Bring the runs and tasks tables up to date with `event`; `started` holds the tasks' start times."""
         task_sql = "UPDATE tasks SET status = ?, output = ?, error = ?, elapsed = ? WHERE run_id = ? AND task_id = ?"
         match event:
             case TaskReady(task_id=task_id) | TaskStarted(task_id=task_id) | ApprovalRequested(task_id=task_id):
+                if isinstance(event, TaskStarted):
+                    started[task_id] = event.at
                 status = _WAITING_STATUS.get(type(event), "running")
                 db.execute(
                     "UPDATE tasks SET status = ? WHERE run_id = ? AND task_id = ?", (status, event.run_id, task_id)
                 )
             case TaskSucceeded(task_id=task_id, output=output, elapsed=elapsed):
-                db.execute(task_sql, ("succeeded", _output_text(output), None, elapsed, event.run_id, task_id))
+                reason = skip_reason(output)
+                if reason is None:
+                    db.execute(task_sql, ("succeeded", _output_text(output), None, elapsed, event.run_id, task_id))
+                else:  # a manifest task whose run_if was false: it did not run, whatever the engine counts
+                    db.execute(task_sql, ("skipped", None, f"skipped: {reason}", None, event.run_id, task_id))
             case TaskFailed(task_id=task_id, error=error, elapsed=elapsed):
-                db.execute(task_sql, ("failed", None, error, elapsed, event.run_id, task_id))
+                ran = elapsed if task_id in started else None  # refused before it started: it took no time
+                db.execute(task_sql, ("failed", None, error, ran, event.run_id, task_id))
             case TaskSkipped(task_id=task_id, because=because):
                 skipped = f"skipped: task '{because}' did not succeed"
                 db.execute(task_sql, ("skipped", None, skipped, None, event.run_id, task_id))
             case TaskCancelled(task_id=task_id):
-                db.execute(task_sql, ("cancelled", None, None, None, event.run_id, task_id))
+                since = started.get(task_id)
+                ran = event.at - since if since is not None else None
+                db.execute(task_sql, ("cancelled", None, None, ran, event.run_id, task_id))
+            case ResultChecked(task_id=task_id, agent=agent) if agent:
+                # The agent that answered (a fallback agent, perhaps), not only the one first assigned.
+                db.execute(
+                    "UPDATE tasks SET agent = ? WHERE run_id = ? AND task_id = ?", (agent, event.run_id, task_id)
+                )
             case GraphPatched(graph=graph):
                 db.execute("UPDATE runs SET graph = ? WHERE id = ?", (graph.model_dump_json(), event.run_id))
                 self._sync_tasks(db, event.run_id, graph)
@@ -426,8 +444,9 @@ class RunStore:
                     (run_id, status, reason, now, now, json.dumps(to_jsonable(usage)), answer, graph_json),
                 )
                 if agents:
+                    # Only where no event named the agent: the one that answered beats the one first assigned.
                     db.executemany(
-                        "UPDATE tasks SET agent = ? WHERE run_id = ? AND task_id = ?",
+                        "UPDATE tasks SET agent = ? WHERE run_id = ? AND task_id = ? AND agent = ''",
                         [(agent, run_id, task_id) for task_id, agent in agents.items()],
                     )
         except Exception as error:
