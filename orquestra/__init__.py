@@ -2,28 +2,75 @@
 
 A planner writes a task graph, a dispatcher gives each task to the best agent of a registry, and an engine
 runs the graph with independent tasks in parallel.
+
+The public names are imported on first use (PEP 562), so that ``import orquestra`` and the command line's
+start stay fast: the team stack pulls in the provider SDKs.
 """
 
-from orquestra.approval import ApprovalPolicy, ApprovalRejected, ApprovalRequest, Decision
-from orquestra.budget import Budget
-from orquestra.dispatch import Assignment, Dispatcher
-from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, TaskStatus
-from orquestra.exceptions import (
-    BudgetExceeded,
-    GraphError,
-    ModelError,
-    OrquestraError,
-    PatchRefused,
-    RegistryError,
-    TransientError,
-    UserError,
-)
-from orquestra.graph import GraphPatch, Task, TaskGraph
-from orquestra.reflect import ReflectionMode
-from orquestra.registry import AgentCard, Registry, ToolCard
-from orquestra.team import AutoTeam, TeamResult
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orquestra.approval import ApprovalPolicy, ApprovalRejected, ApprovalRequest, Decision
+    from orquestra.budget import Budget
+    from orquestra.dispatch import Assignment, Dispatcher
+    from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, TaskStatus
+    from orquestra.exceptions import (
+        BudgetExceeded,
+        GraphError,
+        ModelError,
+        OrquestraError,
+        PatchRefused,
+        RegistryError,
+        TransientError,
+        UserError,
+    )
+    from orquestra.graph import GraphPatch, Task, TaskGraph
+    from orquestra.reflect import ReflectionMode
+    from orquestra.registry import AgentCard, Registry, ToolCard
+    from orquestra.team import AutoTeam, TeamResult
 
 __version__ = "0.1.0"
+
+_MODULES = {
+    "approval": ("ApprovalPolicy", "ApprovalRejected", "ApprovalRequest", "Decision"),
+    "budget": ("Budget",),
+    "dispatch": ("Assignment", "Dispatcher"),
+    "engine": ("Engine", "Execution", "RetryPolicy", "RunResult", "RunStatus", "TaskStatus"),
+    "exceptions": (
+        "BudgetExceeded",
+        "GraphError",
+        "ModelError",
+        "OrquestraError",
+        "PatchRefused",
+        "RegistryError",
+        "TransientError",
+        "UserError",
+    ),
+    "graph": ("GraphPatch", "Task", "TaskGraph"),
+    "reflect": ("ReflectionMode",),
+    "registry": ("AgentCard", "Registry", "ToolCard"),
+    "team": ("AutoTeam", "TeamResult"),
+}
+_HOME = {name: module for module, names in _MODULES.items() for name in names}
+"""The module that defines each public name."""
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module of a public name on first use, and keep the name here."""
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orquestra' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f"orquestra.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})
+
 
 __all__ = [
     "AgentCard",

@@ -1,51 +1,101 @@
-"""The `orquestra` command line. It only calls the public API; every user mistake is one line and exit 2."""
+"""The `orquestra` command line. It only calls the public API; every user mistake is one line and exit 2.
+
+It starts fast: the team stack and the provider SDKs are imported by the commands that need them, and the
+commands of other modules (apply, repl, approve, runs, eval, memory) are imported only when one of them runs
+or shows its own help.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import json
 import logging
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
-from rich.live import Live
-from rich.logging import RichHandler
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
+from typer.core import TyperCommand, TyperGroup
 
 from orquestra import __version__
-from orquestra.budget import Budget, BudgetMeter
-from orquestra.cli_apply import apply_command
-from orquestra.cli_approve import approve_command
-from orquestra.cli_eval import eval_app
-from orquestra.cli_memory import memory_app
 from orquestra.cli_options import PlannerModelOption, RegistryFolders
-from orquestra.cli_runs import runs_app
-from orquestra.config import load_settings
-from orquestra.console import ProgressView, graph_tree, mermaid, run_summary
-from orquestra.engine import Execution, RunStatus
-from orquestra.events import Event, Replanned
 from orquestra.exceptions import UserError
-from orquestra.graph import TaskGraph
-from orquestra.graphfile import load_graph
-from orquestra.manifest import dump_manifest, graph_to_manifest, is_manifest
-from orquestra.models import Model, Usage
-from orquestra.planner import PlanResult
 from orquestra.reflect import ReflectionMode
-from orquestra.registry import AgentCard, Registry
-from orquestra.repl import repl_command
-from orquestra.team import AutoTeam, TeamResult
+
+if TYPE_CHECKING:
+    from orquestra.budget import Budget, BudgetMeter
+    from orquestra.engine import Execution
+    from orquestra.events import Event
+    from orquestra.graph import TaskGraph
+    from orquestra.models import Model, Usage
+    from orquestra.planner import PlanResult
+    from orquestra.registry import Registry
+    from orquestra.store import StoredRun
+    from orquestra.team import AutoTeam, TeamResult
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+_LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "apply": (
+        "orquestra.cli_apply:apply_command",
+        "Run a workflow manifest: its agents and tasks as declared, with live progress.",
+    ),
+    "repl": (
+        "orquestra.repl:repl_command",
+        "Start an interactive session: type a goal to plan and run it, or a /command (/help lists them).",
+    ),
+    "approve": (
+        "orquestra.cli_approve:approve_command",
+        "Approve, reject or edit a task waiting for approval; without a task, list those waiting.",
+    ),
+    "runs": ("orquestra.cli_runs:runs_app", "List, show and export the runs Orquestra recorded."),
+    "eval": ("orquestra.cli_eval:eval_app", "Measure planning quality and whole runs on eval suites."),
+    "memory": ("orquestra.cli_memory:memory_app", "List, search, show and forget the runs long-term memory keeps."),
+}
+"""Commands defined in other modules: the command (a function) or sub-app (a `typer.Typer`), and the line
+`orquestra --help` shows for it (a function's is the first line of its docstring, which a test checks)."""
+
+
+def load_command(name: str) -> Any:
+    """The click command of the lazily imported command `name`, mounted as it would be on the main app."""
+    target, help_line = _LAZY_COMMANDS[name]
+    module, _, attribute = target.partition(":")
+    command = getattr(importlib.import_module(module), attribute)
+    holder = typer.Typer(add_completion=False)
+    if isinstance(command, typer.Typer):
+        holder.add_typer(command, name=name, help=help_line)
+    else:
+        holder.command(name)(command)
+    return typer.main.get_group(holder).commands[name]
+
+
+class _LazyCommand(TyperCommand):
+    """Stands in for a command of `_LAZY_COMMANDS` in the main app: lists it, and imports it when it runs."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        # The real command parses its own arguments, so its context (and its help) is the real one.
+        return load_command(self.name or "").make_context(info_name, args, parent=parent, **extra)
+
+
+class _Commands(TyperGroup):
+    """The main app's group: its own commands, and the stand-ins of the other modules' commands."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for name, (_, help_line) in _LAZY_COMMANDS.items():
+            self.commands.setdefault(name, _LazyCommand(name=name, help=help_line))
+
 
 app = typer.Typer(
     name="orquestra",
@@ -53,17 +103,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
-graph_app = typer.Typer(help="Inspect task graph files.", no_args_is_help=True)
+graph_app = typer.Typer(help="Inspect task graph files and recorded runs' graphs.", no_args_is_help=True)
 registry_app = typer.Typer(help="List and show the agents and tools of the registry.", no_args_is_help=True)
 app.add_typer(graph_app, name="graph")
 app.add_typer(registry_app, name="registry")
-app.command("apply")(apply_command)
-app.command("repl")(repl_command)
-app.command("approve")(approve_command)
-app.add_typer(runs_app, name="runs", help="List, show and export the runs Orquestra recorded.")
-app.add_typer(eval_app, name="eval", help="Measure planning quality and whole runs on eval suites.")
-app.add_typer(memory_app, name="memory", help="List, search, show and forget the runs long-term memory keeps.")
 
 console = Console()
 errors = Console(stderr=True)
@@ -125,6 +170,12 @@ def run(
     memory: MemoryOption = True,
 ) -> None:
     """Plan and run a goal with a team of agents, or run a task graph file; live progress, then the results."""
+    from orquestra.cli_apply import apply_command
+    from orquestra.console import graph_tree, run_summary
+    from orquestra.engine import RunStatus
+    from orquestra.graphfile import load_graph
+    from orquestra.manifest import is_manifest
+
     team = _team(
         model,
         planner_model,
@@ -186,6 +237,9 @@ def plan(
     memory: MemoryOption = True,
 ) -> None:
     """Plan a goal into a task graph and show it, without running it."""
+    from orquestra.console import graph_tree
+    from orquestra.manifest import dump_manifest, graph_to_manifest
+
     team = _team(model, planner_model, registry, max_tasks=max_tasks, memory=None if memory else False)
     console.print(f"[dim]planner:[/dim] {_describe(team.model(team.settings.planning_model))}")
     with console.status(f"planning with {team.settings.planning_model}..."):
@@ -207,6 +261,10 @@ def plan(
 
 
 def _team(model: str | None, planner_model: str | None, registry: list[Path] | None, **options: Any) -> AutoTeam:
+    from orquestra.config import load_settings
+    from orquestra.registry import Registry
+    from orquestra.team import AutoTeam
+
     settings = load_settings()
     cards = Registry.load(*settings.registry, *(registry or []))
     return AutoTeam(registry=cards, settings=settings, model=model, planner_model=planner_model, **options)
@@ -223,6 +281,8 @@ def _check_graph(team: AutoTeam, graph: TaskGraph, where: str) -> None:
 
 def _budget(max_tokens: int | None, max_cost: float | None, max_seconds: float | None) -> Budget | None:
     """The budget from flags, or None so that the config file's applies."""
+    from orquestra.budget import Budget
+
     if max_tokens is None and max_cost is None and max_seconds is None:
         return None
     return Budget(max_tokens=max_tokens, max_cost=max_cost, max_seconds=max_seconds)
@@ -249,6 +309,10 @@ async def _run_live(
     team: AutoTeam, graph: TaskGraph, goal: str, plan: PlanResult | None, meter: BudgetMeter
 ) -> TeamResult:
     """Run with a live view; Ctrl-C cancels the run cleanly and the result says which tasks finished."""
+    from rich.live import Live
+
+    from orquestra.console import ProgressView
+
     loop = asyncio.get_running_loop()
     agents = {task.id: team.dispatcher.assign(task).agent.name for task in graph.tasks}
     view = ProgressView(graph, agents)
@@ -271,6 +335,8 @@ async def _run_live(
 
 
 def _announce_replans(event: Event) -> None:
+    from orquestra.events import Replanned
+
     if isinstance(event, Replanned):
         console.print(
             Panel(Text(event.diff), title=f"replan: {event.reason}", title_align="left", border_style="yellow")
@@ -306,24 +372,128 @@ def _save_result(team_result: TeamResult, path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- graph
 
+_FORMATS = ("tree", "mermaid", "json")
+
+# Mermaid fills by task status, for `graph show RUN --format mermaid`.
+_MERMAID_FILLS = {
+    "pending": "#ffffff",
+    "ready": "#d1ecf1",
+    "awaiting approval": "#cce5ff",
+    "running": "#fff3cd",
+    "succeeded": "#d4edda",
+    "failed": "#f8d7da",
+    "skipped": "#e2e3e5",
+    "cancelled": "#f5c6cb",
+}
+
 
 @graph_app.command("show")
 def graph_show(
-    file: Annotated[Path, typer.Argument(help="A task graph file (.yaml, .yml or .json).")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A task graph file or workflow manifest (.yaml, .yml, .json), or a recorded run's id "
+            "(or its first 6+ characters, as `runs list` shows it).",
+            show_default=False,
+        ),
+    ],
     format: Annotated[str, typer.Option("--format", "-f", help="tree, mermaid or json.")] = "tree",
+    registry: RegistryFolders = None,
 ) -> None:
-    """Render a task graph as a tree, a Mermaid flowchart or JSON."""
-    graph = load_graph(file)
-    if format == "tree":
-        console.print(graph_tree(graph, title=f"{file.name}: {len(graph)} tasks"))
-        path = " -> ".join(graph.critical_path())
-        console.print(f"[dim]critical path:[/dim] {path}")
-    elif format == "mermaid":
-        sys.stdout.write(mermaid(graph))
-    elif format == "json":
-        sys.stdout.write(graph.model_dump_json(indent=2, exclude_defaults=True) + "\n")
+    """Render a task graph as a tree, a Mermaid flowchart or JSON; a recorded run's graph with each task's status."""
+    from orquestra.console import graph_tree, mermaid
+    from orquestra.graphfile import load_graph
+
+    if format not in _FORMATS:
+        raise UserError(f"--format: unknown format '{format}' (choose {', '.join(_FORMATS[:-1])} or {_FORMATS[-1]})")
+    path = Path(target)
+    statuses: dict[str, str] = {}
+    record: dict[str, Any] = {}
+    if path.is_file() or target.endswith(GraphFileSuffixes):  # a missing .yaml file is "no such file"
+        graph = load_graph(path, _registry(registry) if registry else None)
+        title = f"{path.name}: {len(graph)} tasks"
     else:
-        raise UserError(f"--format: unknown format '{format}' (choose tree, mermaid or json)")
+        stored = _recorded_run(target)
+        graph = _recorded_graph(stored)
+        statuses = {task.task_id: task.status for task in stored.tasks if task.task_id in graph.by_id}
+        record = {"run_id": stored.run.id, "status": stored.run.status, "statuses": statuses}
+        title = f"run {stored.run.id} ({stored.run.status}): {len(graph)} tasks"
+    if format == "tree":
+        tree = graph_tree(graph, title=title)
+        _mark_statuses(tree, statuses)
+        console.print(tree)
+        console.print(f"[dim]critical path:[/dim] {' -> '.join(graph.critical_path())}", highlight=False)
+    elif format == "mermaid":
+        sys.stdout.write(mermaid(graph) + _mermaid_classes(graph, statuses))
+    else:
+        data = {**record, **graph.model_dump(mode="json", exclude_defaults=True)}
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _registry(folders: list[Path]) -> Registry:
+    """The configured registry with `folders` on top, as `run` and `apply` load it."""
+    from orquestra.config import load_settings
+    from orquestra.registry import Registry
+
+    return Registry.load(*load_settings().registry, *folders)
+
+
+def _recorded_run(target: str) -> StoredRun:
+    """The recorded run `target` names (an id or a prefix); a `UserError` naming `target` when there is none."""
+    from orquestra.store import UnknownRun, open_store, store_path
+
+    if not store_path().exists():  # reading never creates a store
+        raise UserError(f"{target}: no such file, and no runs are recorded yet")
+    with open_store() as store:
+        try:
+            return store.get(target)
+        except UnknownRun as error:
+            raise UserError(f"{target}: no such file, and {error.message}") from None
+
+
+def _recorded_graph(stored: StoredRun) -> TaskGraph:
+    """The graph of a recorded run as it stood last (replans included)."""
+    from pydantic import ValidationError
+
+    from orquestra.exceptions import describe_validation_error
+    from orquestra.graph import TaskGraph
+
+    if stored.run.graph is None:
+        raise UserError(f"run {stored.run.id}: no graph was recorded")
+    try:
+        return TaskGraph.model_validate(stored.run.graph)
+    except ValidationError as error:
+        problem = describe_validation_error(error)
+        raise UserError(f"run {stored.run.id}: the recorded graph does not load: {problem}") from None
+
+
+def _mark_statuses(tree: Tree, statuses: Mapping[str, str]) -> None:
+    """Put each task's status before its label in `graph_tree`'s tree, whose labels start with the task's id."""
+    from orquestra.cli_runs import STATUS_STYLES
+
+    for node in tree.children:
+        label = node.label
+        status = statuses.get(label.plain.split(" ", 1)[0]) if isinstance(label, Text) else None
+        if isinstance(label, Text) and status is not None:
+            node.label = Text.assemble((status, STATUS_STYLES.get(status, "")), "  ", label)
+        _mark_statuses(node, statuses)
+
+
+def _mermaid_classes(graph: TaskGraph, statuses: Mapping[str, str]) -> str:
+    """Mermaid lines that fill each node by its task's status.
+
+    `mermaid` names the nodes t0, t1, ... in graph order.
+    """
+    if not statuses:
+        return ""
+    lines = []
+    for status in sorted(set(statuses.values())):
+        fill = _MERMAID_FILLS.get(status, "#ffffff")
+        lines.append(f"    classDef {status.replace(' ', '_')} fill:{fill},stroke:#555")
+    for index, task in enumerate(graph.tasks):
+        if task.id in statuses:
+            lines.append(f"    class t{index} {statuses[task.id].replace(' ', '_')}")
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------- registry
@@ -332,6 +502,8 @@ def graph_show(
 @registry_app.command("list")
 def registry_list(registry: RegistryFolders = None) -> None:
     """List the agents and tools, with their capabilities."""
+    from orquestra.registry import Registry
+
     cards = Registry.load(*(registry or []))
     agents = Table(title="agents", title_justify="left", box=None, header_style="bold")
     for column in ("name", "capabilities", "model", "tools", "cost", "priority"):
@@ -360,6 +532,10 @@ def registry_show(
     name: Annotated[str, typer.Argument(help="An agent or tool name.")], registry: RegistryFolders = None
 ) -> None:
     """Show one agent or tool card in full."""
+    import yaml
+
+    from orquestra.registry import AgentCard, Registry
+
     cards = Registry.load(*(registry or []))
     card: AgentCard | Any = cards.agents.get(name) or cards.tools.get(name)
     if card is None:
@@ -370,11 +546,39 @@ def registry_show(
     console.print(Panel(Text(text.rstrip()), title=f"{kind} {name}", title_align="left", expand=False))
 
 
+class _OneLineLog(logging.Handler):
+    """Orquestra's own log records as one line on stderr (``warning: ...``); every other library's are dropped.
+
+    Libraries report what matters as exceptions, which Orquestra turns into its own messages; their log lines
+    and warnings (retries, deprecations, telemetry) would only tear through the live view.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the records of Orquestra's own loggers."""
+        return record.name == "orquestra" or record.name.startswith("orquestra.")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Print the record as ``level: message``, on one line."""
+        try:
+            message = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                message += f": {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+            line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+            style = "bold red" if record.levelno >= logging.ERROR else "yellow"
+            errors.print(Text.assemble((f"{record.levelname.lower()}:", style), " ", line), soft_wrap=True)
+        except Exception:  # a log line must never break the run
+            self.handleError(record)
+
+
+def _quiet_logs() -> None:
+    """Send every log record and Python warning through `_OneLineLog`, and nothing else."""
+    logging.basicConfig(level=logging.WARNING, handlers=[_OneLineLog()], force=True)
+    logging.captureWarnings(True)  # warnings become records of the 'py.warnings' logger, which is not Orquestra's
+
+
 def main() -> None:
     """Entry point of the `orquestra` command."""
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=errors)])
-    # instructor logs every failed attempt at ERROR; Orquestra reports the outcome itself.
-    logging.getLogger("instructor").setLevel(logging.CRITICAL)
+    _quiet_logs()
     try:
         app()
     except UserError as error:

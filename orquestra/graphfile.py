@@ -1,9 +1,15 @@
-"""Task graphs to and from files: YAML or JSON, a mapping with `tasks` or a bare list of tasks."""
+"""Task graphs to and from files: YAML or JSON, a mapping with `tasks` or a bare list of tasks.
+
+Two formats hold a graph: the plain one (tasks with an `id`, as `dump_graph` writes) and the workflow manifest
+(tasks with a `name`, as `orquestra plan --save` writes). `load_graph` reads both; `task_format` tells them apart,
+and `orquestra.manifest.load_manifest` reads both too, so every command takes either file.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import ValidationError
@@ -12,11 +18,39 @@ from orquestra.datafile import read_data
 from orquestra.exceptions import UserError, describe_validation_error
 from orquestra.graph import TaskGraph
 
+if TYPE_CHECKING:
+    from orquestra.registry import Registry
 
-def load_graph(path: str | Path) -> TaskGraph:
-    """Read and check a graph file; every problem is a `UserError` naming the file and the field."""
+TaskFormat = Literal["graph", "manifest"]
+"""'graph': tasks with an `id` (the plain format). 'manifest': tasks with a `name` (a workflow manifest)."""
+
+
+def task_format(data: Any) -> TaskFormat | None:
+    """The format of parsed file data, told by its first task; None when that task shows neither.
+
+    With None, the caller's own loader runs and names what is missing.
+    """
+    tasks = data if isinstance(data, list) else data.get("tasks") if isinstance(data, dict) else None
+    first = tasks[0] if isinstance(tasks, list) and tasks else None
+    if not isinstance(first, dict):
+        return None
+    if "name" in first:
+        return "manifest"
+    return "graph" if "id" in first else None
+
+
+def load_graph(path: str | Path, registry: Registry | None = None) -> TaskGraph:
+    """Read and check a graph file; every problem is a `UserError` naming the file and the field.
+
+    A workflow manifest goes through the manifest loader and all its checks, then becomes its graph; `registry`
+    (the configured one by default) resolves the agents it names.
+    """
     path = Path(path)
     data = read_data(path)
+    if task_format(data) == "manifest":
+        from orquestra.manifest import load_manifest  # here: running manifests needs the whole team stack
+
+        return load_manifest(path, registry).to_graph()
     if isinstance(data, list):
         data = {"tasks": data}
     if not isinstance(data, dict) or "tasks" not in data:

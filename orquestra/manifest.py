@@ -30,7 +30,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
@@ -42,14 +42,19 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from orquestra.config import load_settings
 from orquestra.datafile import read_text
 from orquestra.dispatch import Dispatcher
-from orquestra.engine import Execution, RunResult, RunTask, TaskStatus
-from orquestra.events import Subscriber
+from orquestra.engine import TaskStatus
 from orquestra.exceptions import UserError
 from orquestra.graph import Task, TaskGraph, TaskId, find_cycle
-from orquestra.loop import LoopRecord
-from orquestra.models import PROVIDERS, Usage
+from orquestra.graphfile import load_graph, task_format
+from orquestra.models import PROVIDERS
 from orquestra.registry import AgentCard, Registry
-from orquestra.team import AutoTeam
+
+if TYPE_CHECKING:
+    from orquestra.engine import Execution, RunResult, RunTask
+    from orquestra.events import Subscriber
+    from orquestra.loop import LoopRecord
+    from orquestra.models import Usage
+    from orquestra.team import AutoTeam
 
 _AGENT_NAME = r"^[a-z][a-z0-9_\-]*$"  # the registry's rule, so inline agents become ordinary cards
 
@@ -207,19 +212,23 @@ def is_manifest(path: Path) -> bool:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False  # the graph loader reports the problem with its line
-    tasks = data.get("tasks") if isinstance(data, dict) else None
-    return isinstance(tasks, list) and bool(tasks) and isinstance(tasks[0], dict) and "name" in tasks[0]
+    return task_format(data) == "manifest"
 
 
 def load_manifest(path: str | Path, registry: Registry | None = None) -> Manifest:
     """Read and check a manifest file; every problem is a `ManifestError` naming the file, line and field.
 
     Agents referred to by name are looked up in `registry` (the built-in one plus the configured folders
-    by default).
+    by default). A plain task graph file (tasks with ids) is read by `load_graph` and becomes the manifest
+    that `graph_to_manifest` makes of it, so `orquestra apply` runs it as `orquestra run` does.
     """
     path = Path(path)
     text = read_text(path, ManifestError)
     data, lines = _parse_yaml(text, str(path))
+    if task_format(data) == "graph":
+        if isinstance(data, list):  # a bare list of tasks: its fields sit where the manifest's `tasks` would
+            lines = {("tasks", *where): line for where, line in lines.items()}
+        data = graph_to_manifest(load_graph(path), name=path.stem)
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: line 1: expected a mapping with 'name', 'agents' and 'tasks'")
     try:
@@ -613,7 +622,10 @@ async def apply_manifest(
     planner reflects and replans towards the manifest's description (or name), as `Team.execute` does.
     `started` receives the live execution, for a caller that wants to cancel it.
     """
-    team = team or AutoTeam(memory=False)
+    if team is None:
+        from orquestra.team import AutoTeam  # here: loading a manifest needs none of the team stack
+
+        team = AutoTeam(memory=False)
     registry = Registry(
         [*team.registry.agents.values(), *manifest.cards().values()], team.registry.tools.values(), team.registry.prices
     )

@@ -5,21 +5,23 @@
 - ``local``: the embedded Qwen2.5-Coder-0.5B-Instruct through llama-cpp-python (the default).
 - ``scripted`` (or ``scripted:SECONDS``): a deterministic echo model for demos and tests.
 
-Provider SDKs are imported only when a model of theirs is asked for.
+Provider SDKs are imported only when a model of theirs is asked for, and the public names of this package
+on first use (PEP 562), so that importing one submodule does not import the others.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orquestra.exceptions import ModelConfigError
-from orquestra.models.base import FREE, Message, Model, ModelResponse, Price, ToolCall, ToolChoice, ToolSpec, Usage
-from orquestra.models.resilience import RetryingModel
-from orquestra.models.scripted import ScriptedModel
 
 if TYPE_CHECKING:
     from orquestra.config import Settings
+    from orquestra.models.base import Message, Model, ModelResponse, Price, ToolCall, ToolChoice, ToolSpec, Usage
+    from orquestra.models.resilience import RetryingModel
+    from orquestra.models.scripted import ScriptedModel
 
 PROVIDERS = ("openai", "anthropic", "local", "scripted")
 
@@ -35,6 +37,8 @@ def infer_model(
     `settings` supplies keys and base URLs (read from the environment and config file when not given);
     `prices` (the registry's table) sets the cost per token.
     """
+    from orquestra.models.base import FREE, Model
+
     if isinstance(spec, Model):
         return spec
     provider, _, name = spec.strip().partition(":")
@@ -79,7 +83,28 @@ def _scripted_echo(spec: str, latency: str) -> ScriptedModel:
         seconds = -1.0
     if seconds < 0:
         raise ModelConfigError(f"model '{spec}': the scripted model takes a delay in seconds, e.g. 'scripted:0.5'")
+    from orquestra.models.scripted import ScriptedModel
+
     return ScriptedModel(name=spec, latency=seconds)
+
+
+_BASE = ("Message", "Model", "ModelResponse", "Price", "ToolCall", "ToolChoice", "ToolSpec", "Usage")
+_HOME = {
+    **dict.fromkeys(_BASE, "base"),
+    "RetryingModel": "resilience",
+    "ScriptedModel": "scripted",
+}
+"""The submodule that defines each public name."""
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule of a public name on first use, and keep the name here."""
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orquestra.models' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f"orquestra.models.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [
