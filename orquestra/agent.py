@@ -78,7 +78,11 @@ class AgentRunner:
                 except ModelConfigError:
                     raise
                 except ModelError as error:
-                    failures.append(f"{agent.name} on {spec}: {error}")
+                    # Provider errors start with the model's name already; check failures do not.
+                    said = str(error)
+                    failures.append(
+                        f"{agent.name}: {said}" if said.startswith(f"{spec}:") else f"{agent.name} on {spec}: {said}"
+                    )
                     if self.emit:
                         self.emit(AgentFallback(self.run_id, task.id, agent.name, spec, str(error)))
         raise ModelError(f"task '{task.id}': every agent and model failed: " + "; ".join(failures))

@@ -172,7 +172,7 @@ def run(
     """Plan and run a goal with a team of agents, or run a task graph file; live progress, then the results."""
     from orquestra.cli_apply import apply_command
     from orquestra.console import graph_tree, run_summary
-    from orquestra.engine import RunStatus
+    from orquestra.exit_codes import exit_code
     from orquestra.graphfile import load_graph
     from orquestra.manifest import is_manifest
 
@@ -201,8 +201,7 @@ def run(
         graph = load_graph(target)
         _check_graph(team, graph, target)
     else:
-        with console.status(f"planning with {team.settings.planning_model}..."):
-            plan = asyncio.run(team.plan(goal, meter=meter))
+        plan = _plan_live(team, goal, meter)
         graph = plan.graph
         _check_graph(team, graph, "the plan")
         _show_recalled(plan)
@@ -216,14 +215,13 @@ def run(
             console.print(Panel(output, title=task_id, title_align="left", expand=False))
     if goal and result.answer:
         console.print(Panel(Text(result.answer), title="answer", title_align="left", border_style="green"))
-    console.print(run_summary(result.run))
+    console.print(run_summary(result.run, meter))
     console.print(_usage_line(result.usage))
     if save is not None:
         _save_result(result, save)
-    if result.run.status is RunStatus.CANCELLED:
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if result.run.status is RunStatus.FAILED:
-        raise typer.Exit(EXIT_FAILED)
+    code = exit_code(result.run.status)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -242,8 +240,7 @@ def plan(
 
     team = _team(model, planner_model, registry, max_tasks=max_tasks, memory=None if memory else False)
     console.print(f"[dim]planner:[/dim] {_describe(team.model(team.settings.planning_model))}")
-    with console.status(f"planning with {team.settings.planning_model}..."):
-        result = asyncio.run(team.plan(goal))
+    result = _plan_live(team, goal)
     _show_recalled(result)
     console.print(graph_tree(result.graph, title=f"plan: {len(result.graph)} tasks"))
     for repair in result.repairs:
@@ -258,6 +255,24 @@ def plan(
         except OSError as error:
             raise UserError(f"{save}: cannot write the plan: {error.strerror}") from None
         console.print(f"[dim]plan saved to {save}; run it with: orquestra run {save}[/dim]")
+
+
+def _plan_live(team: AutoTeam, goal: str, meter: BudgetMeter | None = None) -> PlanResult:
+    """Plan `goal` with a spinner, printing each task as the model writes it; Ctrl-C ends with exit 130."""
+    from orquestra.events import TaskDrafted
+
+    def show(event: Event) -> None:
+        if isinstance(event, TaskDrafted):
+            line = Text.assemble(("  drafted ", "dim"), (event.task_id, "bold"), (f" ({event.capability}) ", "dim"))
+            line.append(event.instruction)  # model text: never rich markup
+            console.print(line, overflow="ellipsis", no_wrap=True)
+
+    try:
+        with console.status(f"planning with {team.settings.planning_model}..."):
+            return asyncio.run(team.plan(goal, meter=meter, subscribers=[show]))
+    except KeyboardInterrupt:
+        errors.print("[bold red]cancelled[/bold red] while planning (Ctrl-C)")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _team(model: str | None, planner_model: str | None, registry: list[Path] | None, **options: Any) -> AutoTeam:
@@ -314,8 +329,7 @@ async def _run_live(
     from orquestra.console import ProgressView
 
     loop = asyncio.get_running_loop()
-    agents = {task.id: team.dispatcher.assign(task).agent.name for task in graph.tasks}
-    view = ProgressView(graph, agents)
+    view = ProgressView(graph, lambda task: team.dispatcher.assign(task).agent.name)
 
     def started(execution: Execution) -> None:
         loop.add_signal_handler(signal.SIGINT, execution.cancel, "interrupted by Ctrl-C")

@@ -112,6 +112,7 @@ class TaskSucceeded(Event):
     task_id: str
     output: Any
     elapsed: float
+    """Seconds from the task's `TaskStarted` to its end, retries included."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,7 @@ class TaskFailed(Event):
     task_id: str
     error: str
     elapsed: float
+    """Seconds from the task's `TaskStarted` to its end, retries included; 0.0 for a task refused before it started."""
 
 
 @dataclass(frozen=True, slots=True)

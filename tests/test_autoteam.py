@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from orquestra import AutoTeam, Budget, RunStatus, TeamResult, UserError
-from orquestra.events import Planned, RunFinished, TaskSucceeded, TeamFinished
+from orquestra.events import Planned, PlanningStarted, RunFinished, TaskSucceeded, TeamFinished
 from orquestra.models import Message, ScriptedModel
 
 
@@ -61,7 +61,9 @@ async def test_run_inside_an_event_loop_says_to_await_arun():
 
 async def test_stream_yields_typed_events_ending_with_the_result():
     events = [event async for event in team("otters").stream("Tell me about otters")]
-    assert isinstance(events[0], Planned) and [t.id for t in events[0].graph.tasks] == ["facts", "text"]
+    assert isinstance(events[0], PlanningStarted)
+    planned = next(event for event in events if isinstance(event, Planned))
+    assert [t.id for t in planned.graph.tasks] == ["facts", "text"]
     assert isinstance(events[-1], TeamFinished) and events[-1].result.answer == "All about otters [text]"
     assert [e.task_id for e in events if isinstance(e, TaskSucceeded)] == ["facts", "text"]
     assert any(isinstance(e, RunFinished) for e in events)

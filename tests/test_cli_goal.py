@@ -156,10 +156,10 @@ def test_a_token_budget_stops_the_run_gracefully_and_says_why(tmp_path):
         result = orquestra(
             "run", GOAL, "-m", "openai:gpt-test", "--max-tokens", "40", "--save", str(saved), env=server.env()
         )
-    assert result.returncode == 0, result.stderr
-    assert "run stopped" in result.stdout and "tokens budget is nearly spent" in result.stdout
+    assert result.returncode == 3, result.stderr  # out of budget
+    assert "tokens budget is nearly spent" in result.stdout
     data = json.loads(saved.read_text())
-    assert data["status"] == "stopped" and data["statuses"]["total"] == "cancelled"
+    assert data["status"] == "out_of_budget" and data["statuses"]["total"] == "cancelled"
     assert data["ended_by"].startswith("the tokens budget is nearly spent")
     assert data["answer"].startswith("No answer was written (the tokens budget is spent")
     assert not any("Your task (total)" in prompt_text(body) for body in server.requests)

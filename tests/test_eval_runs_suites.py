@@ -238,6 +238,11 @@ def test_fixtures_are_copied_into_the_workspace_before_the_run(tmp_path):
     assert (workspace / "notes.md").read_text() == "The bridge opened in 1932.\n"
     assert (workspace / "data" / "more" / "a.txt").read_text() == "a"
     assert not stale.exists()
+    # The case's record says what each task did and what the workspace held, to read why a case failed.
+    [task] = result.task_records
+    assert task["id"] == "read" and task["status"] == "succeeded" and "1932" in task["output"]
+    assert result.workspace_files == ["data/more/a.txt", "notes.md"]
+    assert log.load()["bridge"] == result
 
 
 def test_a_missing_fixture_is_an_error_naming_the_case(tmp_path):

@@ -40,6 +40,8 @@ LOG_NAME = "runs.jsonl"
 REPORT_NAME = "report.json"
 SUCCEEDED = "succeeded"
 """The status of a run that reported success (`RunStatus.SUCCEEDED`)."""
+RECORD_CHARS = 2000
+"""How much of a task's output or error a case's record keeps."""
 CheckFunction = Callable[[str, Path], bool]
 
 # A number as people write it: 1740, 1,740, 12.50, -3. Not part of a word or of a longer number.
@@ -367,6 +369,11 @@ class RunCaseResult:
     requests: int = 0
     replans: int = 0
     tasks: int = 0
+    task_records: list[dict[str, str]] = field(default_factory=list)
+    """Each task of the final graph: id, capability, instruction, status, and its output or error (cut to
+    `RECORD_CHARS`), to read why a case failed."""
+    workspace_files: list[str] = field(default_factory=list)
+    """The files the run's workspace held at the end, fixtures included, relative to it."""
 
     @property
     def false_success(self) -> bool:
@@ -403,7 +410,34 @@ async def run_goal(team: AutoTeam, case: RunCase, workspace: Path) -> RunCaseRes
         requests=result.usage.requests,
         replans=len(result.replans),
         tasks=len(result.graph.tasks),
+        task_records=_task_records(result),
+        workspace_files=_files_in(workspace),
     )
+
+
+def _task_records(result: TeamResult) -> list[dict[str, str]]:
+    records = []
+    for task in result.graph.tasks:
+        status = result.run.statuses.get(task.id)
+        record = {
+            "id": task.id,
+            "capability": task.capability,
+            "instruction": task.instruction,
+            "status": str(status.value) if status is not None else "unknown",
+        }
+        if task.id in result.run.outputs:
+            record["output"] = str(result.run.outputs[task.id])[:RECORD_CHARS]
+        if task.id in result.run.errors:
+            error = result.run.errors[task.id]
+            record["error"] = f"{type(error).__name__}: {error}"[:RECORD_CHARS]
+        records.append(record)
+    return records
+
+
+def _files_in(workspace: Path) -> list[str]:
+    if not workspace.is_dir():
+        return []
+    return sorted(str(path.relative_to(workspace)) for path in workspace.rglob("*") if path.is_file())
 
 
 async def _run(team: AutoTeam, goal: str, workspace: Path) -> TeamResult:

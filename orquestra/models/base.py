@@ -15,14 +15,14 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import instructor
-from instructor.core import IncompleteOutputException, InstructorRetryException
-from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
 from orquestra.exceptions import InvalidOutput, describe_validation_error
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletion
 
 Role = Literal["system", "user", "assistant", "tool"]
 OutputT = TypeVar("OutputT", bound=BaseModel)
@@ -162,6 +162,10 @@ class Model(ABC):
         A validation error goes back to the model for up to `max_retries` more attempts; after that,
         `InvalidOutput` carries the last raw answer in `.raw` and the usage in `.usage`.
         """
+        # Imported here: instructor and the openai SDK are heavy, and the CLI must start fast.
+        import instructor
+        from instructor.core import IncompleteOutputException, InstructorRetryException
+
         shim = _OpenAIShim(self)
         create: Any = instructor.patch(create=shim.create, mode=instructor.Mode.JSON_SCHEMA)
         try:
@@ -280,6 +284,8 @@ class _OpenAIShim:
         self.last_text: str | None = None
 
     async def create(self, **kwargs: Any) -> ChatCompletion:
+        from openai.types.chat import ChatCompletion
+
         messages = [from_openai_dict(message) for message in kwargs["messages"]]
         response_format = kwargs.get("response_format") or {}
         schema = (response_format.get("json_schema") or {}).get("schema")

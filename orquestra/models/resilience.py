@@ -42,7 +42,8 @@ class RetryingModel(WrapperModel):
     def _log_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
-        log.warning("%s: %s; retry %d in %.1fs", self.name, error, state.attempt_number, delay)
+        # Provider errors already start with the model's name.
+        log.warning("%s; retry %d in %.1fs", error, state.attempt_number, delay)
 
     async def request(
         self,
