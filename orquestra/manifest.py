@@ -39,6 +39,7 @@ from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from orquestra.checks import CheckSpec
 from orquestra.config import load_settings
 from orquestra.datafile import read_text
 from orquestra.dispatch import Dispatcher
@@ -91,6 +92,7 @@ class ManifestAgent(BaseModel):
     tools: tuple[str, ...] = Field(default=(), description="Names of registry tools the agent may use.")
     fallback_models: tuple[str, ...] = Field(default=(), description="Model strings to try when the model fails.")
     requires_approval: bool = Field(default=False, description="Its tasks wait for a person's approval.")
+    checks: tuple[CheckSpec, ...] = Field(default=(), description="Checks every answer of this agent must pass.")
 
     def model_string(self) -> str | None:
         """The `provider:model` string, or None for the run's default model."""
@@ -111,6 +113,7 @@ class ManifestAgent(BaseModel):
             persona=self.persona or self.system_prompt,
             fallback_models=self.fallback_models,
             requires_approval=self.requires_approval,
+            checks=self.checks,
         )
 
 
@@ -133,6 +136,7 @@ class ManifestTask(BaseModel):
     retries: int | None = Field(default=None, ge=0, le=20, description="Retries on transient errors.")
     timeout: float | None = Field(default=None, gt=0, description="Seconds one attempt may take.")
     requires_approval: bool = Field(default=False, description="Wait for a person's approval before starting.")
+    checks: tuple[CheckSpec, ...] = Field(default=(), description="Checks the task's answer must pass.")
 
 
 class Manifest(BaseModel):
@@ -198,6 +202,7 @@ class Manifest(BaseModel):
                     retries=spec.retries,
                     timeout=spec.timeout,
                     requires_approval=spec.requires_approval,
+                    checks=spec.checks,
                 )
             )
         return TaskGraph(tasks=tuple(tasks))
@@ -689,6 +694,8 @@ def graph_to_manifest(graph: TaskGraph, *, name: str = "plan", description: str 
             entry["timeout"] = task.timeout
         if task.requires_approval:
             entry["requires_approval"] = True
+        if task.checks:
+            entry["checks"] = [check.model_dump(exclude_none=True) for check in task.checks]
         tasks.append(entry)
     data: dict[str, Any] = {"name": name}
     if description:
