@@ -259,13 +259,12 @@ def plan(
 
 def _plan_live(team: AutoTeam, goal: str, meter: BudgetMeter | None = None) -> PlanResult:
     """Plan `goal` with a spinner, printing each task as the model writes it; Ctrl-C ends with exit 130."""
+    from orquestra.console import drafted_line
     from orquestra.events import TaskDrafted
 
     def show(event: Event) -> None:
         if isinstance(event, TaskDrafted):
-            line = Text.assemble(("  drafted ", "dim"), (event.task_id, "bold"), (f" ({event.capability}) ", "dim"))
-            line.append(event.instruction)  # model text: never rich markup
-            console.print(line, overflow="ellipsis", no_wrap=True)
+            console.print(drafted_line(event), overflow="ellipsis", no_wrap=True)
 
     try:
         with console.status(f"planning with {team.settings.planning_model}..."):

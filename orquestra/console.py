@@ -23,6 +23,7 @@ from orquestra.events import (
     RunFinished,
     RunStarted,
     TaskCancelled,
+    TaskDrafted,
     TaskFailed,
     TaskReady,
     TaskRetrying,
@@ -333,3 +334,10 @@ def mermaid(graph: TaskGraph) -> str:
     for task in graph.tasks:
         lines.extend(f"    {node[dep]} --> {node[task.id]}" for dep in task.depends_on)
     return "\n".join(lines) + "\n"
+
+
+def drafted_line(event: TaskDrafted) -> Text:
+    """One line for a task the planner has just written: its id, capability and instruction."""
+    line = Text.assemble(("  drafted ", "dim"), (event.task_id, "bold"), (f" ({event.capability}) ", "dim"))
+    line.append(event.instruction)  # model text: never rich markup
+    return line

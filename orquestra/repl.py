@@ -33,9 +33,9 @@ from orquestra.approval import ApprovalRequest, Decision
 from orquestra.budget import Budget, BudgetMeter
 from orquestra.cli_options import PlannerModelOption, RegistryFolders
 from orquestra.config import load_settings
-from orquestra.console import ProgressView, graph_tree, run_summary, usage_line
+from orquestra.console import ProgressView, drafted_line, graph_tree, run_summary, usage_line
 from orquestra.engine import Execution
-from orquestra.events import Event, Replanned
+from orquestra.events import Event, Replanned, TaskDrafted
 from orquestra.exceptions import OrquestraError, UserError
 from orquestra.graph import TaskGraph
 from orquestra.graphfile import dump_graph, load_graph
@@ -336,8 +336,13 @@ class Repl:
 
     async def _plan(self, goal: str) -> None:
         meter = BudgetMeter(self.team.budget)
+
+        def show(event: Event) -> None:
+            if isinstance(event, TaskDrafted):
+                console.print(drafted_line(event), overflow="ellipsis", no_wrap=True)
+
         with console.status(f"planning with {self.team.settings.planning_model}..."):
-            plan = await self._interruptible(self.team.plan(goal, meter=meter))
+            plan = await self._interruptible(self.team.plan(goal, meter=meter, subscribers=[show]))
         self.team.dispatcher.assign_all(plan.graph)
         self.team.check_models(plan.graph)
         self.goal, self.plan, self.graph, self.view, self.result = goal, plan, plan.graph, None, None

@@ -58,3 +58,23 @@ async def test_the_team_emits_planning_events_in_order(tmp_path):
     ]
     assert isinstance(events[-1], Planned) and events[-1].graph == result.graph
     assert all(event.run_id == "r1" for event in events)
+
+
+def test_orquestra_plan_prints_each_task_as_it_is_drafted(monkeypatch):
+    from typer.testing import CliRunner
+
+    from orquestra import cli
+
+    def scripted_team(*args, **options):
+        return AutoTeam(model=ScriptedModel(lambda messages: PLAN), memory=False, store=False)
+
+    monkeypatch.setattr(cli, "_team", scripted_team)
+    result = CliRunner().invoke(cli.app, ["plan", "Price 12 widgets and write a note"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines() if line.strip().startswith("drafted")]
+    assert lines == [
+        "drafted price (research) Find the price of a widget.",
+        "drafted total (math) Compute the cost of 12.",
+        "drafted note (writing) Write one sentence.",
+    ]
+    assert result.output.index("drafted note") < result.output.index("plan: 3 tasks")
