@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -255,9 +256,46 @@ def _load(path: Path, n_ctx: int, n_threads: int, *, seed: int) -> Llama:
     except ImportError:
         raise ModelConfigError(f"the local model needs llama-cpp-python; install it with: {INSTALL_HINT}") from None
     # Prompt processing uses the same thread count: it competes with the event loop for cores just as much.
-    return llama_cpp.Llama(
-        model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, seed=seed, verbose=False
-    )
+    with safe_weight_layout():
+        return llama_cpp.Llama(
+            model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, seed=seed, verbose=False
+        )
+
+
+@contextmanager
+def safe_weight_layout() -> Iterator[None]:
+    """Load models inside this block without llama.cpp's CPU weight repacking where it crashes.
+
+    Measured: on CPUs with AMX in a sandbox that does not grant the AMX state, the repacked ("extra
+    buffer type") kernels crash the process on the first prompt of two tokens or more. Without repacking
+    the same kernels as elsewhere run and the answers are identical. llama-cpp-python exposes no option
+    for it, so the default model parameters it starts from are adjusted for the duration of the load.
+    """
+    if not _has_amx():
+        yield
+        return
+    from llama_cpp import llama_cpp as native
+
+    default = native.llama_model_default_params
+
+    def params() -> Any:
+        chosen = default()
+        chosen.use_extra_bufts = False
+        return chosen
+
+    native.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        native.llama_model_default_params = default
+
+
+def _has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            return any(line.startswith("flags") and " amx_tile" in line for line in cpuinfo)
+    except OSError:  # not Linux: no such sandbox to worry about
+        return False
 
 
 def _progress(llama: Llama, watcher: Watcher, loop: asyncio.AbstractEventLoop) -> Any:
