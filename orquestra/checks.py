@@ -214,6 +214,20 @@ def not_echo(attempt: Attempt) -> str | None:
     return None
 
 
+# A slash only with spaces around it: 12/05 is a date, 64.80 / 4 a sum.
+_FORMULA = re.compile(r"\d(?:\s*[*×÷^]\s*|\s+/\s+)\(?\s*[$€£]?\s*\d")
+_CODE = re.compile(r"```.*?(?:```|$)|`[^`\n]*`", re.DOTALL)
+
+
+def not_a_formula(attempt: Attempt) -> str | None:
+    """The answer gives values, not sums left to work out (`4.25 * 3 * 1.08` with no result after it)."""
+    prose = _CODE.sub(" ", attempt.output)
+    for sentence in re.split(r"(?<=[.!?])\s+|\n+", prose):
+        if _FORMULA.search(sentence) and "=" not in sentence and "≈" not in sentence:
+            return f"the answer gives a formula instead of its value ({_first_line(sentence.strip())!r}): compute it"
+    return None
+
+
 _FILE = re.compile(
     r"(?<![\w/.-])((?:[\w-]+/)*[\w-]+\.(?:md|markdown|txt|json|csv|tsv|ya?ml|html?|py|js|ts|sh|toml|ini|xml|rst|tex"
     r"|sql|log))\b"
@@ -302,6 +316,7 @@ BUILT_IN: Sequence[tuple[str, Check]] = (
     ("no_tool_call_text", no_tool_call_text),
     ("not_refusal", not_refusal),
     ("not_echo", not_echo),
+    ("not_a_formula", not_a_formula),
     ("files_written", files_written),
     ("tool_numbers", tool_numbers),
 )

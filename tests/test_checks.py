@@ -37,6 +37,7 @@ def test_a_plain_answer_passes_every_built_in_check(tmp_path):
         "no_tool_call_text",
         "not_refusal",
         "not_echo",
+        "not_a_formula",
         "files_written",
         "tool_numbers",
     )
@@ -272,3 +273,26 @@ async def test_checks_of_the_card_and_the_task_both_apply(tmp_path):
     assert verdicts[0] == ("contains 'dollars': the answer does not contain 'dollars'",)
     assert verdicts[1] == ("matches '\\\\b84\\\\b': the answer does not match '\\\\b84\\\\b'",)
     assert verdicts[2] == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["$2,000 * (1 + 0.03) * (1 + 0.03)", "[0.645 * 3.785]", "The balance is 2000 × 1.03^2 dollars."],
+)
+def test_a_formula_without_its_value_fails(text):
+    (failure,) = failures(text)
+    assert failure.startswith("not_a_formula: the answer gives a formula instead of its value")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "12 * 7 = 84, so the widgets cost $84.",
+        "The area is about 3.14 * 4 ≈ 12.57 square metres.",
+        "Run it with:\n```python\nprint(3 * 4)\n```",
+        "Use `2 * 3` in the cell.",
+        "Meet on 12/05 at 10.",
+    ],
+)
+def test_values_and_code_are_not_formulas(text):
+    assert not failures(text)
