@@ -134,6 +134,9 @@ class AgentRunner:
                 workspace=self.workspace,
                 tool_results=tuple(ran),
                 tools=self._known_tools,
+                goal=self.goal,
+                inputs=tuple(texts.values()),
+                computes=any("compute" in card.permissions for card in toolbox.cards.values()),
             )
             verdict = run_checks(attempt, (*agent.checks, *task.checks))
             if self.emit:

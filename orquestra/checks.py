@@ -48,6 +48,11 @@ class Attempt:
     tool_results: tuple[ToolResult, ...] = ()
     tools: Collection[str] = ()
     """Every tool name known to the registry: a call of any of them written as text is not an answer."""
+    goal: str = ""
+    inputs: tuple[str, ...] = ()
+    """The results of the tasks this one depends on, as the agent saw them."""
+    computes: bool = False
+    """Whether the agent has a tool that computes: then new figures are its job, not inventions."""
 
 
 Check = Callable[[Attempt], "str | None"]
@@ -311,6 +316,45 @@ def tool_numbers(attempt: Attempt) -> str | None:
     return f"{last.name} computed {last.result.strip()}, but the answer states {said}: give the tool's result"
 
 
+_LIST_MARKER = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
+
+
+def figure_in(sources: Iterable[str], figure: float) -> bool:
+    """Whether some source states `figure`, exactly, rounded, or as a percentage (either way round)."""
+    for source in sources:
+        if states_number(source, figure) or any(states_number(f"{figure:.10g}", value) for value in numbers_in(source)):
+            return True
+    return False
+
+
+def figures_from_sources(attempt: Attempt) -> str | None:
+    """A task that builds on earlier results takes its figures from them (or the goal, or its own tools).
+
+    Small models asked to write up a computed figure often write a different one. Small whole numbers
+    (below 10) and list numbers are not figures. Not judged here: a task with no earlier results, and an
+    agent that computes (its figures are checked against its tool's by `tool_numbers`).
+    """
+    if not attempt.inputs or attempt.computes:
+        return None
+    sources = [attempt.goal, attempt.instruction, attempt.expected_output, *attempt.inputs]
+    sources += [result.result for result in attempt.tool_results]
+    invented = [
+        match.group(0)
+        for match in _NUMBER.finditer(_LIST_MARKER.sub(" ", attempt.output))
+        if not _small(match.group(0)) and not figure_in(sources, float(match.group(0).replace(",", "")))
+    ]
+    if invented:
+        return (
+            f"the answer states {', '.join(dict.fromkeys(invented))}, which no earlier result, the goal or a tool"
+            " gave: use the figures you were given, exactly"
+        )
+    return None
+
+
+def _small(written: str) -> bool:
+    return written.isdigit() and int(written) < 10
+
+
 BUILT_IN: Sequence[tuple[str, Check]] = (
     ("not_empty", not_empty),
     ("no_tool_call_text", no_tool_call_text),
@@ -319,6 +363,7 @@ BUILT_IN: Sequence[tuple[str, Check]] = (
     ("not_a_formula", not_a_formula),
     ("files_written", files_written),
     ("tool_numbers", tool_numbers),
+    ("figures_from_sources", figures_from_sources),
 )
 """The checks every answer passes, in order."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from orquestra.checks import numbers_in, states_number
+from orquestra.checks import figure_in, numbers_in
 from orquestra.engine import RunResult
 from orquestra.exceptions import BudgetExceeded
 from orquestra.models import Message, Model
@@ -77,15 +77,10 @@ def unfaithful_figures(answer: str, outputs: dict[str, str], goal: str) -> list[
         text = _CITATION.sub(" ", sentence)
         sources = [*([outputs[task_id] for task_id in cited] or outputs.values()), goal]
         for figure in numbers_in(text):
-            if not any(states_number(source, figure) or _same(source, figure) for source in sources):
+            if not figure_in(sources, figure):
                 where = f"cited from {', '.join(cited)}" if cited else "in no result"
                 wrong.append(f"{figure:g} ({where})")
     return wrong
-
-
-def _same(source: str, figure: float) -> bool:
-    """Whether `source` has `figure` itself, or a more precise number that rounds to it."""
-    return any(states_number(f"{figure:.10g}", value) for value in numbers_in(source))
 
 
 def _sinks(run: RunResult) -> list[str]:

@@ -40,6 +40,7 @@ def test_a_plain_answer_passes_every_built_in_check(tmp_path):
         "not_a_formula",
         "files_written",
         "tool_numbers",
+        "figures_from_sources",
     )
 
 
@@ -296,3 +297,19 @@ def test_a_formula_without_its_value_fails(text):
 )
 def test_values_and_code_are_not_formulas(text):
     assert not failures(text)
+
+
+def test_a_write_up_must_take_its_figures_from_the_earlier_results():
+    earlier = ("calculate_tip: 9.72",)
+    goal = "Our bill came to $64.80 and we leave a 15% tip."
+    assert not failures("The tip on $64.80 at 15% is $9.72.", inputs=earlier, goal=goal)
+    (failure,) = failures("The tip is $15.72, so leave 3 coins.", inputs=earlier, goal=goal)
+    assert failure.startswith("figures_from_sources: the answer states 15.72, which no earlier result")
+
+
+def test_a_task_without_earlier_results_may_state_its_own_figures():
+    assert not failures("The Eiffel Tower is 330 metres tall.")
+
+
+def test_an_agent_that_computes_may_state_new_figures():
+    assert not failures("12 widgets at $7 cost $84.", inputs=("price: $7", "count: 12"), computes=True)

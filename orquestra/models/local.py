@@ -153,7 +153,7 @@ class LocalModel(Model):
         }
         watcher = current_watcher()
         if watcher is not None:
-            options["stopping_criteria"] = _progress(engine.llama, watcher, asyncio.get_running_loop())
+            options["logits_processor"] = _progress(engine.llama, watcher, asyncio.get_running_loop())
         completion = cast(
             dict[str, Any],
             await self._run(engine, lambda: engine.llama.create_chat_completion(cast(Any, chat), **options)),
@@ -299,21 +299,24 @@ def _has_amx() -> bool:
 
 
 def _progress(llama: Llama, watcher: Watcher, loop: asyncio.AbstractEventLoop) -> Any:
-    """A stopping criterion that never stops: it hands the text generated so far to `watcher`, on `loop`.
+    """A logits processor that changes nothing: it hands the text generated so far to `watcher`, on `loop`.
 
-    llama.cpp calls it after each token, on the model's thread; watching this way keeps the call's usage
-    figures, which a streamed completion does not report.
+    llama.cpp calls it before each token is sampled, on the model's thread, with every token so far; the
+    first call sees the prompt alone. Watching this way keeps the call's usage figures, which a streamed
+    completion does not report.
     """
-    from llama_cpp import StoppingCriteriaList
+    from llama_cpp import LogitsProcessorList
 
-    state = {"prompt": -1, "seen": 0}
+    prompt = -1
+    seen = 0
     pieces: list[bytes] = []
 
-    def watch(tokens: Any, logits: Any) -> bool:
-        if state["prompt"] < 0:
-            state["prompt"] = state["seen"] = len(tokens) - 1
-        new = list(tokens[state["seen"] :])
-        state["seen"] = len(tokens)
+    def watch(tokens: Any, scores: Any) -> Any:
+        nonlocal prompt, seen
+        if prompt < 0:
+            prompt = seen = len(tokens)
+        new = list(tokens[seen:])
+        seen = len(tokens)
         if new:
             pieces.append(llama.detokenize(new))
             text = b"".join(pieces).decode("utf-8", errors="ignore")
@@ -321,9 +324,9 @@ def _progress(llama: Llama, watcher: Watcher, loop: asyncio.AbstractEventLoop) -
                 loop.call_soon_threadsafe(watcher, text)
             except RuntimeError:  # the event loop is gone: nobody is watching any more
                 pass
-        return False
+        return scores
 
-    return StoppingCriteriaList([watch])
+    return LogitsProcessorList([watch])
 
 
 def _close_all() -> None:

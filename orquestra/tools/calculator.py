@@ -37,6 +37,7 @@ def calculate(context: ToolContext, expression: str) -> str:
 
 _SYMBOLS = str.maketrans({"×": "*", "·": "*", "÷": "/", "−": "-", "^": "**", "$": None, "€": None, "£": None})
 _THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
+_PERCENT_OVER_100 = re.compile(r"(\d+(?:\.\d+)?)\s*%\s*/\s*100(?![\d.])")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%(?!\s*[\d(.])")
 _OF = re.compile(r"(?<=[\d)])\s+of\s+(?=[\d(])", re.IGNORECASE)
 _CALL = re.compile(r"[A-Za-z_]\w*\s*\(")
@@ -50,5 +51,6 @@ def normalise(expression: str) -> str:
         text = left  # "12 * 7 = 84": the sum, not the claim about it
     if not _CALL.search(text):  # inside max(1,200) a comma separates arguments
         text = _THOUSANDS.sub(lambda match: match.group(1).replace(",", ""), text)
+    text = _PERCENT_OVER_100.sub(r"\1 / 100", text)  # "15% / 100": the sign and the division say it twice
     text = _PERCENT.sub(r"(\1/100)", text)
     return _OF.sub(" * ", text)
