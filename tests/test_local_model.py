@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from orquestra.exceptions import ContextLengthExceeded, ModelConfigError
 from orquestra.models.base import Message, ModelResponse, ToolCall, ToolSpec
 from orquestra.models.local import LocalModel, _chatml, _grammar, _parse_tool_answer, _tool_schema
+from orquestra.models.progress import watching
 from orquestra.weights import QWEN_05B
 
 CALCULATOR = ToolSpec(
@@ -134,6 +135,20 @@ async def test_structured_output_is_a_valid_object(model, caplog):
     assert "not convertible" not in caplog.text  # the schema ($defs, enum, array bounds) became a grammar
     assert isinstance(plan, Plan) and 1 <= len(plan.steps) <= 3 and all(step.title for step in plan.steps)
     assert usage.requests >= 1
+
+
+@pytest.mark.slow
+async def test_a_watched_call_reports_its_text_as_it_grows(model):
+    seen: list[str] = []
+    with watching(seen.append):
+        response = await model.request(
+            [Message("user", "Plan: build a CLI that turns CSV into JSON")],
+            output_schema=Plan.model_json_schema(),
+        )
+    await asyncio.sleep(0)  # the last report is handed to the event loop from the model's thread
+    assert len(seen) >= 3, seen
+    assert all(later.startswith(earlier) for earlier, later in zip(seen, seen[1:], strict=False))
+    assert response.text.startswith(seen[-1].strip()[:20]) and response.usage.output_tokens >= len(seen) - 1
 
 
 @pytest.mark.slow
