@@ -25,8 +25,8 @@ def test_builtin_starter_set_covers_the_planner_capabilities():
 def test_user_folder_extends_and_overrides_without_touching_the_package(tmp_path):
     write(
         tmp_path,
-        "agents/translator.yaml",
-        "name: translator\ndescription: Translates text.\ncapabilities: [translation]\n",
+        "agents/lawyer.yaml",
+        "name: lawyer\ndescription: Reads contracts.\ncapabilities: [legal_review]\n",
     )
     write(
         tmp_path,
@@ -34,10 +34,10 @@ def test_user_folder_extends_and_overrides_without_touching_the_package(tmp_path
         "name: writer\ndescription: A cheaper writer.\ncapabilities: [writing]\ncost: 0.1\nmodel: scripted\n",
     )
     registry = Registry.load(tmp_path)
-    assert "translation" in registry.capabilities()
+    assert "legal_review" in registry.capabilities()
     assert registry.agents["writer"].cost == 0.1 and registry.agents["writer"].model == "scripted"
     assert "researcher" in registry.agents  # the built-in ones are still there
-    assert "translator" not in Registry.load().agents
+    assert "lawyer" not in Registry.load().agents
 
 
 def test_agents_for_orders_by_priority_then_cost_then_name(tmp_path):
