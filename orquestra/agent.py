@@ -12,6 +12,7 @@ with half the room.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,7 @@ class AgentRunner:
         user = render("task.j2", goal=self.goal, task=task, inputs=texts, trimmed=trimmed)
         messages = [Message("system", system), Message("user", user)]
         ran: list[ToolResult] = []
+        done: dict[str, str] = {}
         tool_rounds = answers = 0
         while True:
             offered = toolbox.specs() if tool_rounds < self.max_tool_steps else []
@@ -123,7 +125,8 @@ class AgentRunner:
             calls, problems = self._calls_in(response, toolbox if offered else None)
             if calls or problems:
                 tool_rounds += 1
-                await self._call_tools(task, response, calls, problems, toolbox, messages, ran)
+                if await self._call_tools(task, response, calls, problems, toolbox, messages, ran, done):
+                    tool_rounds = self.max_tool_steps  # a repeated call: time to answer with what it has
                 continue
             answers += 1
             attempt = Attempt(
@@ -175,27 +178,43 @@ class AgentRunner:
         toolbox: Toolbox,
         messages: list[Message],
         ran: list[ToolResult],
-    ) -> None:
-        """Run `calls` (or report `problems`) and add the exchange to `messages`."""
+        done: dict[str, str],
+    ) -> bool:
+        """Run `calls` (or report `problems`) and add the exchange to `messages`.
+
+        `done` holds the result of every call made so far, by call: a call made again is not run again.
+        Returns whether any call was a repeat.
+        """
+        any_repeat = False
         native = bool(response.tool_calls)
         # Calls the provider parsed go back in its own format; calls read from text go back as text, which
         # every provider accepts (a server that does not parse tool calls may not take tool messages either).
         messages.append(Message("assistant", response.text, tool_calls=tuple(calls) if native else ()))
         results: list[str] = []
         for call in calls:
-            result = await toolbox.call(call)
-            if self.emit:
+            key = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
+            earlier = done.get(key)
+            if earlier is not None:
+                # Small models repeat a call whose result they did not like; running it again changes nothing.
+                result = f"{earlier}\n(You made this same call before and got this same result: do not repeat it.)"
+                repeated = True
+            else:
+                result = done[key] = await toolbox.call(call)
+                repeated = False
+            if self.emit and not repeated:
                 self.emit(ToolCalled(self.run_id, task.id, call.name, call.arguments, result))
-            if not result.startswith("error:"):
+            if not result.startswith("error:") and not repeated:
                 ran.append(ToolResult(call.name, call.arguments, result))
             if native:
                 messages.append(Message("tool", result, tool_call_id=call.id, name=call.name))
             else:
                 results.append(f"Result of {call.name}: {result}")
+            any_repeat = any_repeat or repeated
         for problem in problems:
             results.append(f"Your tool call cannot run: {problem}.")
         if results:
             messages.append(Message("user", "\n".join(results)))
+        return any_repeat
 
     def _count(self, task_id: str, usage: Usage) -> None:
         self.usage = self.usage + usage

@@ -82,6 +82,16 @@ def patch_model(
 
     remove_type: Any = list[_one_of(may_remove)]  # type: ignore[misc]
 
+    def _replaces(data: Any) -> Any:
+        # Small models "replace" a failed or pending task by adding one with its id and forgetting to remove
+        # the old one: read that as the replacement it means (a deterministic repair, like the plan's).
+        if not isinstance(data, dict):
+            return data
+        added = [task.get("id") for task in data.get("add") or () if isinstance(task, dict)]
+        remove = list(data.get("remove") or ())
+        implied = [task_id for task_id in added if task_id in may_remove and task_id not in remove]
+        return {**data, "remove": [*remove, *implied]} if implied else data
+
     def _applies(self: PatchDraft) -> PatchDraft:
         patch = self.to_patch()
         if patch.is_empty():
@@ -90,10 +100,14 @@ def patch_model(
         new_graph.check_capabilities(capabilities)
         return self
 
+    validators: dict[str, Any] = {
+        "_replaces": model_validator(mode="before")(_replaces),
+        "_applies": model_validator(mode="after")(_applies),
+    }
     return create_model(
         "CheckedPatch",
         __base__=PatchDraft,
-        __validators__={"_applies": model_validator(mode="after")(_applies)},  # type: ignore[dict-item]
+        __validators__=validators,
         add=(list[task_type], Field(default_factory=list, description="New tasks.")),
         remove=(
             remove_type,

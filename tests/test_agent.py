@@ -134,14 +134,32 @@ async def test_tool_errors_go_back_to_the_model_as_results(tmp_path):
 async def test_endless_tool_calls_are_cut_off_with_a_final_request(tmp_path):
     def answer(messages: Sequence[Message]) -> str | ModelResponse:
         if "final answer now" in messages[-1].content:
-            return "final: 1"
-        return ModelResponse(text="", model="primary", tool_calls=(ToolCall("c", "calculator", {"expression": "1"}),))
+            return "final: 3"
+        expression = str(len(model.calls))  # a new call each time
+        call = ToolCall("c", "calculator", {"expression": expression})
+        return ModelResponse(text="", model="primary", tool_calls=(call,))
 
     model = ScriptedModel(answer, name="primary")
     runner = runner_with({"primary": model}, tmp_path)
     runner.max_tool_steps = 3
-    assert await runner(TASK, {}) == "final: 1"
+    assert await runner(TASK, {}) == "final: 3"
     assert len(model.calls) == 4
+
+
+async def test_a_repeated_call_is_not_run_again_and_the_agent_is_asked_to_answer(tmp_path):
+    events: list[Event] = []
+
+    def answer(messages: Sequence[Message]) -> str | ModelResponse:
+        if "final answer now" in messages[-1].content:
+            return "final: 1"
+        return ModelResponse(text="", model="primary", tool_calls=(ToolCall("c", "calculator", {"expression": "1"}),))
+
+    model = ScriptedModel(answer, name="primary")
+    assert await runner_with({"primary": model}, tmp_path, events)(TASK, {}) == "final: 1"
+    assert len(model.calls) == 3  # the call, its repeat, then the request to answer without tools
+    assert len([event for event in events if isinstance(event, ToolCalled)]) == 1
+    repeat = next(m for m in model.calls[2] if m.role == "tool" and "same call before" in m.content)
+    assert repeat.content.startswith("1\n")
 
 
 async def test_fallback_model_then_fallback_agent(tmp_path):

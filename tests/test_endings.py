@@ -126,3 +126,11 @@ async def test_a_stop_outranks_failures_only_when_it_says_more(status, with_fail
     assert result.statuses["later"] is TaskStatus.CANCELLED
     if expected is not RunStatus.FAILED:
         assert result.reason.startswith("because")
+
+
+def test_adding_a_task_with_a_failed_tasks_id_replaces_it():
+    checked = patch_model(GRAPH, STATUSES, ["research", "writing"], ERRORS)
+    draft = checked.model_validate({"add": [{"id": "broken", "instruction": "again", "capability": "research"}]})
+    assert draft.remove == ["broken"]
+    with pytest.raises(ValidationError, match="already in the graph"):  # a finished task is not replaced
+        checked.model_validate({"add": [{"id": "done", "instruction": "again", "capability": "research"}]})
