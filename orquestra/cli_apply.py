@@ -1,14 +1,14 @@
 """`orquestra apply FILE`: run a workflow manifest with live progress, then print outputs and a summary.
 
 Register it on the main app with ``app.command("apply")(apply_command)``. It handles its own user errors
-(one line on stderr, exit 2), so it behaves the same whether or not `cli.main` wraps it.
+(one line on stderr, exit 2) and Ctrl-C (exit 130), so it behaves the same whether or not `cli.main` wraps it;
+otherwise it exits as `orquestra run` does, with the code of how the run ended (`orquestra.exit_codes`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,20 +18,17 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
+from orquestra import exit_codes
+from orquestra.budget import Budget
 from orquestra.cli_options import RegistryFolders
 from orquestra.config import load_settings
 from orquestra.console import ProgressView, usage_line
 from orquestra.dispatch import Dispatcher
-from orquestra.engine import Execution, RunStatus, TaskStatus
+from orquestra.engine import Execution, TaskStatus
 from orquestra.exceptions import UserError
-from orquestra.graph import Task
-from orquestra.manifest import Manifest, ManifestResult, apply_manifest, load_manifest
+from orquestra.manifest import Manifest, ManifestError, ManifestResult, apply_manifest, load_manifest
 from orquestra.registry import Registry
 from orquestra.team import AutoTeam
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 console = Console()
 errors = Console(stderr=True)
@@ -53,10 +50,14 @@ def apply_command(
     timeout: Annotated[float | None, typer.Option(min=0.001, help="Seconds one task attempt may take.")] = None,
     retries: Annotated[int, typer.Option(min=0, help="Retries per task on transient errors.")] = 2,
     outputs: Annotated[bool, typer.Option("--outputs/--no-outputs", help="Print each task's output.")] = True,
+    max_tokens: Annotated[int | None, typer.Option(min=1, help="Token budget for the whole run.")] = None,
+    max_cost: Annotated[float | None, typer.Option(min=0.000001, help="Cost budget in US dollars.")] = None,
+    max_seconds: Annotated[float | None, typer.Option(min=0.001, help="Wall-time budget in seconds.")] = None,
 ) -> None:
     """Run a workflow manifest: its agents and tasks as declared, with live progress."""
     try:
         settings = load_settings()
+        flags = Budget(max_tokens=max_tokens, max_cost=max_cost, max_seconds=max_seconds)
         cards = Registry.load(*settings.registry, *(registry or []))
         manifest = load_manifest(file, cards)
         team = AutoTeam(
@@ -67,26 +68,35 @@ def apply_command(
             max_concurrency=max_concurrency,
             timeout=timeout,
             retries=retries,
+            budget=None if flags.unlimited else flags,  # None: the config file's budget applies
         )
         result = asyncio.run(_apply_live(manifest, team))
     except UserError as error:
         errors.print(f"[bold red]error:[/bold red] {error.message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise typer.Exit(exit_codes.USAGE) from None
+    except KeyboardInterrupt:  # outside the run, whose own Ctrl-C handler cancels it cleanly
+        errors.print("[bold red]cancelled[/bold red] (Ctrl-C)")
+        raise typer.Exit(exit_codes.INTERRUPTED) from None
     if outputs:
         for task_id, output in result.outputs.items():
             console.print(Panel(Text(_as_text(output)), title=task_id, title_align="left", expand=False))
     console.print(_summary(manifest, result), highlight=False)
-    if result.run.status is RunStatus.CANCELLED:
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if result.run.status is RunStatus.FAILED:
-        raise typer.Exit(EXIT_FAILED)
+    code = exit_codes.exit_code(result.run.status)
+    if code:
+        raise typer.Exit(code)
 
 
 async def _apply_live(manifest: Manifest, team: AutoTeam) -> ManifestResult:
     """Run with a live view; Ctrl-C cancels the run cleanly and the result says which tasks finished."""
     loop = asyncio.get_running_loop()
     graph = manifest.to_graph()
-    view = ProgressView(graph, _agent_of(manifest, team))
+    dispatcher = _dispatcher(manifest, team)
+    try:  # before the live view starts, so that an error is one line of its own
+        dispatcher.assign_all(graph)
+        team.check_models(graph, dispatcher)
+    except UserError as error:
+        raise ManifestError(f"manifest '{manifest.name}': {error.message}") from None
+    view = ProgressView(graph, lambda task: dispatcher.assign(task).agent.name)
 
     def started(execution: Execution) -> None:
         loop.add_signal_handler(signal.SIGINT, execution.cancel, "interrupted by Ctrl-C")
@@ -100,16 +110,15 @@ async def _apply_live(manifest: Manifest, team: AutoTeam) -> ManifestResult:
     return result
 
 
-def _agent_of(manifest: Manifest, team: AutoTeam) -> Callable[[Task], str]:
-    """The agent that takes each task: its pinned one, else the registry's choice for its capability.
+def _dispatcher(manifest: Manifest, team: AutoTeam) -> Dispatcher:
+    """A dispatcher like `apply_manifest`'s (the team's agents and the manifest's own).
 
-    The same registry and dispatcher as `apply_manifest` (the team's agents and the manifest's own), so the
-    live view names the agent that runs the task, also for a task a replan adds.
+    So the live view names the agent that runs each task (its pinned one, else the registry's choice for its
+    capability), also for a task a replan adds.
     """
     cards = team.registry
     registry = Registry([*cards.agents.values(), *manifest.cards().values()], cards.tools.values(), cards.prices)
-    dispatcher = Dispatcher(registry)
-    return lambda task: dispatcher.assign(task).agent.name
+    return Dispatcher(registry)
 
 
 def _as_text(output: Any) -> str:

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from orquestra import exit_codes
 from orquestra.approval import ApprovalPolicy
 from orquestra.config import Settings, load_settings
 from orquestra.evals.baseline import baseline_planner
@@ -35,7 +36,6 @@ from orquestra.models import Model, RetryingModel, infer_model
 from orquestra.registry import Registry
 from orquestra.team import AutoTeam
 
-EXIT_INTERRUPTED = 130
 SAMPLE_SEED = 20241
 DEFAULT_OUT = Path("eval-results")
 
@@ -234,4 +234,4 @@ def _interrupted(console: Console, log: Path, kept: int) -> None:
         Text(f"interrupted: {kept} finished case(s) kept in {log}; run the same command again to resume"),
         style="yellow",
     )
-    raise typer.Exit(EXIT_INTERRUPTED)
+    raise typer.Exit(exit_codes.INTERRUPTED)
