@@ -31,6 +31,8 @@ from orquestra.tools.textcalls import read_text_calls
 from orquestra.tools.toolbox import Toolbox
 from orquestra.trimming import CHARS_PER_TOKEN, estimate_tokens, fit_texts
 
+FINAL_REQUEST = "Give your final answer now, without calling tools."
+"""Sent once the tool rounds are spent (or a call was repeated)."""
 RESERVED_FOR_ANSWER = 1024
 """Tokens of the context window left free for the agent's answer and its tool calls."""
 
@@ -118,8 +120,8 @@ class AgentRunner:
             offered = toolbox.specs() if tool_rounds < self.max_tool_steps else []
             # A card may require a tool call first; after it, the agent is free to answer.
             choice = agent.tool_choice if offered and not ran and not answers else "auto"
-            if toolbox and not offered:
-                messages.append(Message("user", "Give your final answer now, without calling tools."))
+            if toolbox and not offered and messages[-1].content != FINAL_REQUEST:
+                messages.append(Message("user", FINAL_REQUEST))
             response = await model.request(messages, tools=offered, tool_choice=choice)
             self._count(task.id, response.usage)
             calls, problems = self._calls_in(response, toolbox if offered else None)
