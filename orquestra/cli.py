@@ -191,7 +191,9 @@ def run(
     )
     is_file = target.endswith(GraphFileSuffixes) or Path(target).is_file()
     if is_file and is_manifest(Path(target)):  # what `plan --save` writes, and hand-written workflows
-        apply_command(Path(target), model, registry, max_concurrency, timeout, retries, outputs)
+        apply_command(
+            Path(target), model, registry, max_concurrency, timeout, retries, outputs, max_tokens, max_cost, max_seconds
+        )
         return
     goal = "" if is_file else target
     console.print(f"[dim]model:[/dim] {_describe(team.model())} [dim]({team.settings.model_source})[/dim]")
@@ -208,7 +210,11 @@ def run(
         console.print(graph_tree(graph, title=f"plan: {len(graph)} tasks"))
         for repair in plan.repairs:
             console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
-    result = asyncio.run(_run_live(team, graph, goal, plan, meter))
+    try:
+        result = asyncio.run(_run_live(team, graph, goal, plan, meter))
+    except KeyboardInterrupt:  # before the run's own handler is in place: nothing had started
+        errors.print("[bold red]cancelled[/bold red] (Ctrl-C) before the run started")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if outputs:
         for task_id in result.run.finished:
             output = Text(str(result.run.outputs[task_id]))  # model text, never rich markup
@@ -326,6 +332,7 @@ async def _run_live(
     from rich.live import Live
 
     from orquestra.console import ProgressView
+    from orquestra.engine import RunStatus
 
     loop = asyncio.get_running_loop()
     view = ProgressView(graph, lambda task: team.dispatcher.assign(task).agent.name)
@@ -343,8 +350,21 @@ async def _run_live(
         loop.remove_signal_handler(signal.SIGINT)
     if not goal:
         return await team.finish(goal, None, outcome)
-    with console.status("writing the answer..."):
-        return await team.finish(goal, plan, outcome)
+    # Ctrl-C while the answer is written ends the run as cancelled, with every result kept but no answer.
+    writing = asyncio.ensure_future(team.finish(goal, plan, outcome))
+    loop.add_signal_handler(signal.SIGINT, writing.cancel)
+    try:
+        with console.status("writing the answer..."):
+            return await writing
+    except asyncio.CancelledError:
+        if not writing.cancelled():
+            raise
+        outcome.run = dataclasses.replace(
+            outcome.run, status=RunStatus.CANCELLED, reason="cancelled by Ctrl-C while the answer was written"
+        )
+        return await team.finish(goal, plan, outcome, answer="")
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 def _announce_replans(event: Event) -> None:

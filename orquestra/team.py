@@ -359,10 +359,13 @@ class AutoTeam:
                 driver.cancel()
                 await asyncio.gather(driver, return_exceptions=True)
 
-    async def finish(self, goal: str, plan: PlanResult | None, outcome: Outcome) -> TeamResult:
-        """Synthesise the answer of a run and gather its result."""
-        # A graph file run has no goal, so there is nothing to answer beyond the tasks' own outputs.
-        answer = await synthesize(MeteredModel(self.model(), outcome.meter), goal, outcome.run) if goal else ""
+    async def finish(
+        self, goal: str, plan: PlanResult | None, outcome: Outcome, *, answer: str | None = None
+    ) -> TeamResult:
+        """Synthesise the answer of a run (unless `answer` is given) and gather, record and remember its result."""
+        if answer is None:
+            # A graph file run has no goal, so there is nothing to answer beyond the tasks' own outputs.
+            answer = await synthesize(MeteredModel(self.model(), outcome.meter), goal, outcome.run) if goal else ""
         runner = outcome.runner
         if self.store is not None:
             self.store.finish(
