@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orquestra.checks import Attempt, CheckFailed, ToolResult, run_checks
+from orquestra.checks import Attempt, CheckFailed, ToolResult, promised_files, run_checks
 from orquestra.dispatch import Assignment, Dispatcher
 from orquestra.events import AgentFallback, Event, ResultChecked, ToolCalled
 from orquestra.exceptions import ContextLengthExceeded, ModelConfigError, ModelError
 from orquestra.graph import Task
-from orquestra.models import Message, Model, ModelResponse, ToolCall, Usage
+from orquestra.models import Message, Model, ModelResponse, ToolCall, ToolChoice, Usage
 from orquestra.prompts import render
 from orquestra.registry import AgentCard
 from orquestra.tools.context import ToolContext
@@ -116,10 +116,15 @@ class AgentRunner:
         ran: list[ToolResult] = []
         done: dict[str, str] = {}
         tool_rounds = answers = 0
+        writers = {name for name, card in toolbox.cards.items() if "write_workspace" in card.permissions}
+        # A task that says it writes a file must call a tool that writes, however sure the model is it need not.
+        must_write = bool(writers) and bool(promised_files(f"{task.instruction}\n{task.expected_output}"))
         while True:
             offered = toolbox.specs() if tool_rounds < self.max_tool_steps else []
+            wrote = any(result.name in writers for result in ran)
             # A card may require a tool call first; after it, the agent is free to answer.
-            choice = agent.tool_choice if offered and not ran and not answers else "auto"
+            required = (agent.tool_choice == "required" and not ran and not answers) or (must_write and not wrote)
+            choice: ToolChoice = "required" if offered and required else "auto"
             if toolbox and not offered and messages[-1].content != FINAL_REQUEST:
                 messages.append(Message("user", FINAL_REQUEST))
             response = await model.request(messages, tools=offered, tool_choice=choice)

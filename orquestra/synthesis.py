@@ -3,7 +3,8 @@
 The answer must keep the tasks' figures exactly: every number it states must be a number of the results
 it cites (or, uncited, of some result or of the goal). An answer that changes or invents a figure is
 written once more, told which figures are wrong; if it is still wrong, the answer is the final tasks'
-results quoted verbatim, saying so.
+results quoted verbatim, saying so. An answer to a run that did not finish every task ends by naming those
+tasks, so that it never reads as if they were done.
 """
 
 from __future__ import annotations
@@ -43,16 +44,25 @@ async def synthesize(model: Model, goal: str, run: RunResult) -> str:
         response = await model.request(messages)
         wrong = unfaithful_figures(response.text, outputs, goal)
         if not wrong:
-            return response.text
+            return response.text + _not_done(run, missing)
         retold = render("synthesis_retry.j2", wrong=wrong)
         messages += [Message("assistant", response.text), Message("user", retold)]
         response = await model.request(messages)
     except BudgetExceeded as error:
         return f"No answer was written ({error}). The results so far:\n\n" + _quoted(outputs)
     if not unfaithful_figures(response.text, outputs, goal):
-        return response.text
+        return response.text + _not_done(run, missing)
     sinks = {task_id: outputs[task_id] for task_id in _sinks(run) if task_id in outputs} or outputs
-    return "The results, as the tasks gave them (a written answer changed their figures):\n\n" + _quoted(sinks)
+    quoted = "The results, as the tasks gave them (a written answer changed their figures):\n\n" + _quoted(sinks)
+    return quoted + _not_done(run, missing)
+
+
+def _not_done(run: RunResult, missing: list[str]) -> str:
+    """A closing line naming the tasks that did not finish: an answer must not read as if they had."""
+    if not missing:
+        return ""
+    listed = ", ".join(f"{task_id} ({run.statuses[task_id].value})" for task_id in missing)
+    return f"\n\nNot done: {listed}."
 
 
 _CITATION = re.compile(r"\[([A-Za-z0-9_.\-]+(?:\s*,\s*[A-Za-z0-9_.\-]+)*)\]")

@@ -12,7 +12,7 @@ from orquestra.agent import AgentRunner
 from orquestra.checks import Attempt, CheckSpec, ToolResult, promised_files, run_checks, states_number
 from orquestra.events import Event, ResultChecked, ToolCalled
 from orquestra.exceptions import ModelError
-from orquestra.models import Message, Model, ScriptedModel
+from orquestra.models import Message, Model, ModelResponse, ScriptedModel, ToolCall
 from orquestra.registry import AgentCard
 
 SYSTEM = (
@@ -313,3 +313,17 @@ def test_a_task_without_earlier_results_may_state_its_own_figures():
 
 def test_an_agent_that_computes_may_state_new_figures():
     assert not failures("12 widgets at $7 cost $84.", inputs=("price: $7", "count: 12"), computes=True)
+
+
+async def test_a_task_that_writes_a_file_must_call_a_writing_tool_until_it_has(tmp_path):
+    answers = iter(
+        [
+            ModelResponse("", "m", (ToolCall("c1", "write_file", {"path": "poem.txt", "content": "roses"}),)),
+            "Saved the poem to poem.txt.",
+        ]
+    )
+    model = ScriptedModel(lambda messages: next(answers))
+    task = Task(id="poem", instruction="Write a two-word poem and save it to poem.txt", capability="math")
+    assert await runner({"primary": model}, tmp_path, [])(task, {}) == "Saved the poem to poem.txt."
+    assert model.tool_choices == ["required", "auto"]
+    assert (tmp_path / "poem.txt").read_text() == "roses"

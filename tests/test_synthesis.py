@@ -66,3 +66,16 @@ async def test_an_answer_still_wrong_after_the_retry_quotes_the_final_results():
         "[total] 12 widgets cost $84.00."
     )
     assert len(model.calls) == 2
+
+
+async def test_an_answer_names_the_tasks_that_did_not_finish():
+    result = run_result()
+    graph = TaskGraph(
+        tasks=[*result.graph.tasks, Task(id="save", instruction="Save it.", capability="writing", depends_on=["total"])]
+    )
+    result = RunResult(
+        "r", RunStatus.FAILED, graph, {**result.statuses, "save": TaskStatus.FAILED}, dict(OUTPUTS), {}, 1
+    )
+    model = ScriptedModel(lambda messages: "12 widgets cost $84 [total], and it is saved.")
+    text = await synthesize(model, GOAL, result)
+    assert text.endswith("\n\nNot done: save (failed).")
