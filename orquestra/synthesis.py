@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from orquestra.checks import figure_in, numbers_in
-from orquestra.engine import RunResult
+from orquestra.engine import RunResult, RunStatus
 from orquestra.exceptions import BudgetExceeded
 from orquestra.models import Message, Model
 from orquestra.prompts import render
@@ -59,7 +59,7 @@ async def synthesize(model: Model, goal: str, run: RunResult) -> str:
 
 def _not_done(run: RunResult, missing: list[str]) -> str:
     """A closing line naming the tasks that did not finish: an answer must not read as if they had."""
-    if not missing:
+    if not missing or run.status is RunStatus.SUCCEEDED:  # the goal was met: what was left was not needed
         return ""
     listed = ", ".join(f"{task_id} ({run.statuses[task_id].value})" for task_id in missing)
     return f"\n\nNot done: {listed}."
