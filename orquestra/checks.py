@@ -330,18 +330,17 @@ def figure_in(sources: Iterable[str], figure: float) -> bool:
 def figures_from_sources(attempt: Attempt) -> str | None:
     """A task that builds on earlier results takes its figures from them (or the goal, or its own tools).
 
-    Small models asked to write up a computed figure often write a different one. Small whole numbers
-    (below 10) and list numbers are not figures. Not judged here: a task with no earlier results, and an
-    agent that computes (its figures are checked against its tool's by `tool_numbers`).
+    Small models asked to write up a computed figure often write a different one, and work sums out in
+    their heads wrongly. Small whole numbers (below 10) and list numbers are not figures. Not judged here:
+    an agent that computes (its figures are checked against its tool's by `tool_numbers`), and a task with
+    neither earlier results nor figures in its goal or instruction (facts it recalls are its own).
     """
-    if not attempt.inputs or attempt.computes:
-        return None
     sources = [attempt.goal, attempt.instruction, attempt.expected_output, *attempt.inputs]
+    if attempt.computes or not (attempt.inputs or any(_figures(source) for source in sources[:3])):
+        return None
     sources += [result.result for result in attempt.tool_results]
     invented = [
-        match.group(0)
-        for match in _NUMBER.finditer(_LIST_MARKER.sub(" ", attempt.output))
-        if not _small(match.group(0)) and not figure_in(sources, float(match.group(0).replace(",", "")))
+        written for written in _figures(attempt.output) if not figure_in(sources, float(written.replace(",", "")))
     ]
     if invented:
         return (
@@ -353,6 +352,10 @@ def figures_from_sources(attempt: Attempt) -> str | None:
 
 def _small(written: str) -> bool:
     return written.isdigit() and int(written) < 10
+
+
+def _figures(text: str) -> list[str]:
+    return [match.group(0) for match in _NUMBER.finditer(_LIST_MARKER.sub(" ", text)) if not _small(match.group(0))]
 
 
 BUILT_IN: Sequence[tuple[str, Check]] = (

@@ -180,7 +180,9 @@ def runner(models: dict[str, Model], tmp_path, events: list[Event], agent: Agent
             model="primary",
             fallbacks=("plain",),
         ),
-        AgentCard(name="plain", description="Plain.", capabilities=("math",), model="plain-model"),
+        AgentCard(
+            name="plain", description="Plain.", capabilities=("math",), model="plain-model", tools=("calculator",)
+        ),
     ]
     return AgentRunner(
         dispatcher=Dispatcher(Registry(agents, builtin.tools.values())),
@@ -247,10 +249,11 @@ async def test_when_every_agent_fails_its_checks_the_task_fails_with_the_reasons
 
 async def test_an_agent_without_tools_that_writes_a_call_is_asked_again(tmp_path):
     agent = AgentCard(name="mathy", description="Words only.", capabilities=("math",), model="primary")
-    answers = iter(['{"tool": "calculator", "arguments": {"expression": "12*7"}}', "About 84 dollars."])
+    answers = iter(['{"tool": "read_file", "arguments": {"path": "capitals.md"}}', "Paris."])
     events: list[Event] = []
     model = ScriptedModel(lambda messages: next(answers))
-    assert await runner({"primary": model}, tmp_path, events, agent)(TASK, {}) == "About 84 dollars."
+    task = Task(id="capital", instruction="Name the capital of France.", capability="math")
+    assert await runner({"primary": model}, tmp_path, events, agent)(task, {}) == "Paris."
     assert not [event for event in events if isinstance(event, ToolCalled)]
     first = next(e for e in events if isinstance(e, ResultChecked))
     assert first.failures[0].startswith("no_tool_call_text:")
@@ -262,6 +265,7 @@ async def test_checks_of_the_card_and_the_task_both_apply(tmp_path):
         description="Computes.",
         capabilities=("math",),
         model="primary",
+        tools=("calculator",),
         checks=(CheckSpec(contains="dollars"),),
     )
     task = TASK.model_copy(update={"checks": (CheckSpec(matches=r"\b84\b"),)})
@@ -309,6 +313,13 @@ def test_a_write_up_must_take_its_figures_from_the_earlier_results():
 
 def test_a_task_without_earlier_results_may_state_its_own_figures():
     assert not failures("The Eiffel Tower is 330 metres tall.")
+
+
+def test_a_sum_worked_out_in_the_head_of_an_agent_that_cannot_compute_fails():
+    goal = "I buy three notebooks at $4.25 each, and an 8% sales tax is added. How much do I pay?"
+    (failure,) = failures("$13.09", goal=goal, instruction="Write the total.")
+    assert failure.startswith("figures_from_sources: the answer states 13.09")
+    assert not failures("Three notebooks at $4.25 each, plus 8% tax.", goal=goal, instruction="Restate the purchase.")
 
 
 def test_an_agent_that_computes_may_state_new_figures():
