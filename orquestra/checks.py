@@ -331,12 +331,13 @@ def figures_from_sources(attempt: Attempt) -> str | None:
     """A task that builds on earlier results takes its figures from them (or the goal, or its own tools).
 
     Small models asked to write up a computed figure often write a different one, and work sums out in
-    their heads wrongly. Small whole numbers (below 10) and list numbers are not figures. Not judged here:
-    an agent that computes (its figures are checked against its tool's by `tool_numbers`), and a task with
-    neither earlier results nor figures in its goal or instruction (facts it recalls are its own).
+    their heads wrongly: a new figure must be a tool's result. Small whole numbers (below 10) and list
+    numbers are not figures. Judged are tasks with earlier results, and tasks whose goal or instruction
+    asks for a figure to be worked out from figures it gives; facts an agent recalls otherwise are its own.
     """
     sources = [attempt.goal, attempt.instruction, attempt.expected_output, *attempt.inputs]
-    if attempt.computes or not (attempt.inputs or any(_figures(source) for source in sources[:3])):
+    asked = " ".join(sources[:3])
+    if not (attempt.inputs or (_COMPUTE_WORDS.search(asked) and _figures(asked))):
         return None
     sources += [result.result for result in attempt.tool_results]
     invented = [
@@ -345,9 +346,18 @@ def figures_from_sources(attempt: Attempt) -> str | None:
     if invented:
         return (
             f"the answer states {', '.join(dict.fromkeys(invented))}, which no earlier result, the goal or a tool"
-            " gave: use the figures you were given, exactly"
+            " gave: use the figures you were given, exactly, and compute new ones with a tool"
+            + ("" if attempt.computes else " (you have none: say what is missing)")
         )
     return None
+
+
+_COMPUTE_WORDS = re.compile(
+    r"\b(?:comput\w*|calculat\w*|how (?:much|many|long|far)|convert\w*|total|sum|percent\w*|average|"
+    r"difference|multipl\w*|divid\w*|add up)\b|%",
+    re.IGNORECASE,
+)
+"""Words of a goal that asks for a figure to be worked out."""
 
 
 def _small(written: str) -> bool:

@@ -195,6 +195,7 @@ def runner(models: dict[str, Model], tmp_path, events: list[Event], agent: Agent
 
 
 TASK = Task(id="cost", instruction="Compute the cost of 12 widgets at $7 each.", capability="math")
+GREETING = Task(id="greet", instruction="Write a one-line greeting for the shop's customers.", capability="math")
 
 
 async def test_a_tool_call_written_as_text_runs_and_its_result_goes_back(tmp_path):
@@ -213,18 +214,18 @@ async def test_a_tool_call_written_as_text_runs_and_its_result_goes_back(tmp_pat
 
 
 async def test_an_unknown_tool_written_as_text_goes_back_with_the_reason(tmp_path):
-    answers = iter(['{"tool": "web_search", "arguments": {"query": "widgets"}}', "12 widgets cost 84 dollars."])
+    answers = iter(['{"tool": "web_search", "arguments": {"query": "widgets"}}', "Welcome to the widget shop!"])
     model = ScriptedModel(lambda messages: next(answers))
-    assert await runner({"primary": model}, tmp_path, [])(TASK, {}) == "12 widgets cost 84 dollars."
+    assert await runner({"primary": model}, tmp_path, [])(GREETING, {}) == "Welcome to the widget shop!"
     told = model.calls[1][-1].content
     assert told.startswith("Your tool call cannot run: there is no tool named 'web_search'")
 
 
 async def test_bad_arguments_go_back_with_the_schema(tmp_path):
-    answers = iter(['{"tool": "calculator", "arguments": {"expr": "12*7"}}', "I could not compute it: 84?"])
+    answers = iter(['{"tool": "calculator", "arguments": {"expr": "12*7"}}', "Welcome!"])
     events: list[Event] = []
     model = ScriptedModel(lambda messages: next(answers))
-    await runner({"primary": model}, tmp_path, events)(TASK, {})
+    await runner({"primary": model}, tmp_path, events)(GREETING, {})
     (called,) = [event for event in events if isinstance(event, ToolCalled)]
     assert called.result.startswith("error: bad arguments for 'calculator': 'expression' is a required property")
 
@@ -232,9 +233,9 @@ async def test_bad_arguments_go_back_with_the_schema(tmp_path):
 async def test_a_failed_check_is_retried_with_the_reason_then_the_fallback_takes_over(tmp_path):
     events: list[Event] = []
     refusing = ScriptedModel(lambda messages: "I'm sorry, but I can't assist with that request.")
-    plain = ScriptedModel(lambda messages: "12 widgets at $7 cost $84.")
-    result = await runner({"primary": refusing, "plain-model": plain}, tmp_path, events)(TASK, {})
-    assert result == "12 widgets at $7 cost $84."
+    plain = ScriptedModel(lambda messages: "Welcome to the widget shop!")
+    result = await runner({"primary": refusing, "plain-model": plain}, tmp_path, events)(GREETING, {})
+    assert result == "Welcome to the widget shop!"
     assert len(refusing.calls) == 2  # asked again once, told why
     assert refusing.calls[1][-1].content.startswith("Your answer was not accepted:\n- not_refusal:")
     verdicts = [(e.agent, e.passed, e.attempt) for e in events if isinstance(e, ResultChecked)]
@@ -268,7 +269,7 @@ async def test_checks_of_the_card_and_the_task_both_apply(tmp_path):
         tools=("calculator",),
         checks=(CheckSpec(contains="dollars"),),
     )
-    task = TASK.model_copy(update={"checks": (CheckSpec(matches=r"\b84\b"),)})
+    task = GREETING.model_copy(update={"checks": (CheckSpec(matches=r"\b84\b"),)})
     answers = iter(["It costs 84.", "It costs 96 dollars.", "It costs 84 dollars."])
     events: list[Event] = []
     model = ScriptedModel(lambda messages: next(answers))
@@ -322,8 +323,12 @@ def test_a_sum_worked_out_in_the_head_of_an_agent_that_cannot_compute_fails():
     assert not failures("Three notebooks at $4.25 each, plus 8% tax.", goal=goal, instruction="Restate the purchase.")
 
 
-def test_an_agent_that_computes_may_state_new_figures():
-    assert not failures("12 widgets at $7 cost $84.", inputs=("price: $7", "count: 12"), computes=True)
+def test_an_agent_that_computes_states_new_figures_only_from_its_tools():
+    inputs = ("price: $7", "count: 12")
+    (failure,) = failures("12 widgets at $7 cost $84.", inputs=inputs, computes=True)
+    assert failure.endswith("compute new ones with a tool")
+    computed = (ToolResult("calculator", {"expression": "12*7"}, "84"),)
+    assert not failures("12 widgets at $7 cost $84.", inputs=inputs, computes=True, tool_results=computed)
 
 
 async def test_a_task_that_writes_a_file_must_call_a_writing_tool_until_it_has(tmp_path):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .fake_providers import FakeAnthropic, FakeOpenAI, Reply, error, json_reply, text
+from .fake_providers import FakeAnthropic, FakeOpenAI, Reply, error, json_reply, text, tool_call
 
 PLAN = {
     "tasks": [
@@ -38,6 +38,10 @@ def team_responder(plan: dict[str, Any]):
             return json_reply(plan)
         if "final answer of a team" in said:
             return text("It costs 84 dollars [total].", input_tokens=300, output_tokens=20)
+        last = body["messages"][-1]
+        answered = last["role"] == "tool" or "tool_result" in json.dumps(last.get("content"))
+        if "Your task (total)" in said and not answered:
+            return tool_call("calculator", {"expression": "7 * 12"})  # a computed figure comes from a tool
         for task_id, answer in (("price", "7 dollars"), ("count", "12 widgets"), ("total", "84 dollars")):
             if f"Your task ({task_id})" in said:
                 return text(answer)
@@ -87,7 +91,7 @@ def test_run_a_goal_with_openai_plans_runs_and_answers(tmp_path):
     assert data["outputs"] == {"price": "7 dollars", "count": "12 widgets", "total": "84 dollars"}
     planning = server.requests[0]
     assert planning["model"] == "gpt-test" and planning.get("tools"), "instructor plans through tool calling"
-    assert len(server.requests) == 5  # plan, three tasks, the answer
+    assert len(server.requests) == 6  # plan, three tasks (the total with its calculator call), the answer
     assert all(request["model"] == "gpt-test" for request in server.requests)
 
 

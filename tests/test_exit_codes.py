@@ -22,7 +22,7 @@ import pytest
 from orquestra import exit_codes
 from orquestra.engine import RunStatus
 
-from .fake_providers import FakeOpenAI, Reply, json_reply, text
+from .fake_providers import FakeOpenAI, Reply, json_reply, text, tool_call
 
 GOAL = "How much do our widgets cost?"
 PLAN = {
@@ -75,6 +75,9 @@ def team(
 ) -> Callable[[dict[str, Any]], Reply | str]:
     """A fake team behind the OpenAI API: the planner, the replanner, each task's agent, the final answer."""
 
+    # The default total is computed with the calculator first; a test that scripts the total itself decides.
+    compute_total = answers.get("total") == ANSWERS["total"]
+
     def respond(body: dict[str, Any]) -> Reply | str:
         said = prompt_text(body)
         if "planner of a team" in said:
@@ -83,6 +86,8 @@ def team(
             return replan or json_reply({"add": [], "remove": [], "rewire": []})
         if "final answer of a team" in said:
             return answer or text("It costs 84 dollars [total].")
+        if compute_total and "Your task (total)" in said and body["messages"][-1]["role"] != "tool":
+            return tool_call("calculator", {"expression": "7 * 12"})  # a computed figure comes from a tool
         for task_id, reply in answers.items():
             if f"Your task ({task_id})" in said:
                 return reply
