@@ -29,13 +29,22 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# llama-cpp-python's server, started as `python -m llama_cpp.server` would be, but loading the model the way
+# Orquestra does on CPUs where llama.cpp's weight repacking crashes (see `safe_weight_layout`).
+SERVER = (
+    "import runpy; from orquestra.models.local import safe_weight_layout; layout = safe_weight_layout(); "
+    "layout.__enter__(); "
+    "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)"
+)
+
+
 @pytest.fixture(scope="module")
-def llama_server(weights_home) -> Iterator[str]:
+def llama_server(weights_home, tmp_path_factory) -> Iterator[str]:
     port = free_port()
     command = [
         sys.executable,
-        "-m",
-        "llama_cpp.server",
+        "-c",
+        SERVER,
         "--model",
         str(ensure_weights(QWEN_05B, home=weights_home)),
         "--host",
@@ -49,13 +58,15 @@ def llama_server(weights_home) -> Iterator[str]:
         "--seed",
         "0",
     ]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with log.open("w") as sink:
+        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 120
         while True:
             if server.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {server.stderr.read() if server.stderr else ''}")
+                pytest.fail(f"llama_cpp.server exited with {server.returncode}: {log.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{base_url}/models", timeout=2):
                     break

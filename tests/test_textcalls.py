@@ -34,6 +34,8 @@ TOOLS = {
         'calculator(expression="12*7")',
         'calculator("12*7")',
         "```python\ncalculator(12*7)\n```",
+        '<tools>\n{"type": "function"}\n</tools>\n\n<name>calculator</name>\n<arguments>{"expression": "12*7"}',
+        '<function=calculator>{"expression": "12*7"}</function>',
     ],
 )
 def test_every_shape_of_a_calculator_call_is_read(text):

@@ -1,8 +1,9 @@
 """Tool calls that a model wrote as text instead of through its provider's tool-call channel.
 
 Small models, and OpenAI-compatible servers that do not parse tool calls (llama.cpp's, for one), answer a
-request with tools in text: Qwen/Hermes ``<tool_call>`` tags, a JSON object or a fenced JSON block naming a
-tool, a list of them, or a Python-style ``calculate(expression="12*7")``. `read_text_calls` finds them so
+request with tools in text: Qwen/Hermes ``<tool_call>`` tags, ``<name>``/``<arguments>`` or
+``<function=...>`` tags, a JSON object or a fenced JSON block naming a tool, a list of them, or a
+Python-style ``calculate(expression="12*7")``. `read_text_calls` finds them so
 that the agent loop can execute them like native calls. What it finds falls in three kinds:
 
 - `calls`: calls of known tools with arguments that are a JSON object, ready to run;
@@ -27,6 +28,12 @@ from typing import Any
 from orquestra.models.base import ToolCall
 
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+# `<name>calculator</name><arguments>{...}</arguments>` (seen from Qwen through llama.cpp's server) and
+# Llama 3.1's `<function=calculator>{...}</function>`: a name tag, then the arguments as a JSON object.
+_NAME_TAGS = re.compile(
+    r"(?:<name>\s*([\w\-]+)\s*</name>\s*<arguments>|<function=([\w\-]+)>)\s*(\{.*?\})\s*(?:</arguments>|</function>|$)",
+    re.DOTALL,
+)
 _FENCED = re.compile(r"```[ \t]*(?:json|JSON|tool_call|python|py)?[ \t]*\n?(.*?)```", re.DOTALL)
 _PYTHON_CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_\-]*)\s*\((.*)\)\s*;?\s*$", re.DOTALL)
 
@@ -79,6 +86,12 @@ def _candidates(text: str, known: set[str]) -> Iterator[tuple[str, dict[str, Any
     """Each (tool name, arguments) the text writes as a call; arguments may be positional (a list)."""
     stripped = text.strip()
     if not stripped:
+        return
+    named = _NAME_TAGS.findall(stripped)
+    if named:
+        for tag_name, function_name, arguments in named:
+            parsed = _json(arguments)
+            yield tag_name or function_name, parsed if isinstance(parsed, dict) else arguments
         return
     tagged = _TAGGED.findall(stripped)
     blocks = tagged or _FENCED.findall(stripped)
