@@ -213,6 +213,10 @@ def runs(
             f"{summary['per_case']['latency_s']:.1f}s, {summary['per_case']['replans']:.2f} replans",
             highlight=False,
         )
+    false = summary.get("false_successes", 0)
+    cases = f" ({', '.join(summary.get('false_success_cases', []))})" if false else ""
+    # A run that said it succeeded while its check failed is the figure an orchestrator must keep at zero.
+    console.print(f"false successes: {false}{cases}", style="bold red" if false else None, highlight=False)
     path = folder / "report.json"
     try:
         path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

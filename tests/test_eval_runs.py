@@ -93,6 +93,7 @@ def test_eval_runs_checks_each_goal_and_reports_completion(monkeypatch, tmp_path
     assert result.exit_code == 0, result.output
     assert "completion rate: 0.500" in result.output and "(1/2)" in result.output
     assert "no file 'result.txt'" in result.output
+    assert "false successes: 1 (file)" in result.output  # it said it succeeded, and its check says no
     report = json.loads((out / "report.json").read_text())
     widgets = report["results"][0]
     assert widgets["passed"] and widgets["status"] == "succeeded" and widgets["tasks"] == 1
