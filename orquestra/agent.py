@@ -88,7 +88,7 @@ class AgentRunner:
                     )
                     if self.emit:
                         self.emit(AgentFallback(self.run_id, task.id, agent.name, spec, str(error)))
-        raise ModelError(f"task '{task.id}': every agent and model failed: " + "; ".join(failures))
+        raise ModelError("every agent and model failed: " + "; ".join(failures))
 
     async def _run_with(self, agent: AgentCard, model: Model, task: Task, inputs: Mapping[str, Any]) -> str:
         toolbox = Toolbox([self.dispatcher.registry.tools[name] for name in agent.tools], ToolContext(self.workspace))

@@ -34,7 +34,7 @@ from orquestra.events import (
     TaskStarted,
     TaskSucceeded,
 )
-from orquestra.exceptions import Refused, StopRun, TransientError
+from orquestra.exceptions import OrquestraError, Refused, StopRun, TransientError
 from orquestra.graph import GraphPatch, Task, TaskGraph
 
 RunTask = Callable[[Task, Mapping[str, Any]], Awaitable[Any]]
@@ -570,8 +570,11 @@ class Execution:
 
 
 def _describe(error: BaseException | None) -> str:
+    """An error in words: Orquestra's own say what happened; others (a task's bug) keep their class name."""
     if error is None:
         return ""
+    if isinstance(error, OrquestraError):
+        return error.message
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
