@@ -214,9 +214,9 @@ def runs(
             highlight=False,
         )
     false = summary.get("false_successes", 0)
-    cases = f" ({', '.join(summary.get('false_success_cases', []))})" if false else ""
+    which = f" ({', '.join(summary.get('false_success_cases', []))})" if false else ""
     # A run that said it succeeded while its check failed is the figure an orchestrator must keep at zero.
-    console.print(f"false successes: {false}{cases}", style="bold red" if false else None, highlight=False)
+    console.print(f"false successes: {false}{which}", style="bold red" if false else None, highlight=False)
     path = folder / "report.json"
     try:
         path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
