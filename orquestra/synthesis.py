@@ -1,17 +1,17 @@
 """The final answer: one model call over the goal and the tasks' results, citing the tasks it drew on.
 
 The answer must keep the tasks' figures exactly: every number it states must be a number of the results
-it cites (or, uncited, of some result or of the goal). An answer that changes or invents a figure is
-written once more, told which figures are wrong; if it is still wrong, the answer is the final tasks'
-results quoted verbatim, saying so. An answer to a run that did not finish every task ends by naming those
-tasks, so that it never reads as if they were done.
+it cites (or, uncited, of some result or of the goal), and it gives values, not formulas. An answer that
+changes or invents a figure, or leaves a sum unworked, is written once more, told what is wrong; if it is
+still wrong, the answer is the final tasks' results quoted verbatim, saying so. An answer to a run that did
+not finish every task ends by naming those tasks, so that it never reads as if they were done.
 """
 
 from __future__ import annotations
 
 import re
 
-from orquestra.checks import figure_in, numbers_in
+from orquestra.checks import Attempt, figure_in, not_a_formula, numbers_in
 from orquestra.engine import RunResult, RunStatus
 from orquestra.exceptions import BudgetExceeded
 from orquestra.models import Message, Model
@@ -42,15 +42,15 @@ async def synthesize(model: Model, goal: str, run: RunResult) -> str:
     ]
     try:
         response = await model.request(messages)
-        wrong = unfaithful_figures(response.text, outputs, goal)
-        if not wrong:
+        problems = answer_problems(response.text, outputs, goal)
+        if not problems:
             return response.text + _not_done(run, missing)
-        retold = render("synthesis_retry.j2", wrong=wrong)
+        retold = render("synthesis_retry.j2", problems=problems)
         messages += [Message("assistant", response.text), Message("user", retold)]
         response = await model.request(messages)
     except BudgetExceeded as error:
         return f"No answer was written ({error}). The results so far:\n\n" + _quoted(outputs)
-    if not unfaithful_figures(response.text, outputs, goal):
+    if not answer_problems(response.text, outputs, goal):
         return response.text + _not_done(run, missing)
     sinks = {task_id: outputs[task_id] for task_id in _sinks(run) if task_id in outputs} or outputs
     quoted = "The results, as the tasks gave them (a written answer changed their figures):\n\n" + _quoted(sinks)
@@ -68,6 +68,14 @@ def _not_done(run: RunResult, missing: list[str]) -> str:
 _CITATION = re.compile(r"\[([A-Za-z0-9_.\-]+(?:\s*,\s*[A-Za-z0-9_.\-]+)*)\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _LIST_MARKER = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
+
+
+def answer_problems(answer: str, outputs: dict[str, str], goal: str) -> list[str]:
+    """What is wrong with an answer, for the model to fix: figures its sources do not state, a formula."""
+    wrong = unfaithful_figures(answer, outputs, goal)
+    problems = [f"these figures are not what the results say: {', '.join(wrong)}"] if wrong else []
+    formula = not_a_formula(Attempt(output=answer, instruction=""))
+    return [*problems, formula] if formula else problems
 
 
 def unfaithful_figures(answer: str, outputs: dict[str, str], goal: str) -> list[str]:

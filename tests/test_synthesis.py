@@ -52,7 +52,9 @@ async def test_an_answer_that_changes_a_figure_is_written_again():
     model = ScriptedModel(lambda messages: next(answers))
     assert await synthesize(model, GOAL, run_result()) == "12 widgets cost $84 [total]."
     retold = model.calls[1][-1].content
-    assert retold.startswith("These figures in your answer are not what the results say: 96 (cited from total).")
+    assert retold.startswith(
+        "Your answer has these problems: these figures are not what the results say: 96 (cited from total)."
+    )
 
 
 async def test_an_answer_still_wrong_after_the_retry_quotes_the_final_results():
@@ -79,3 +81,10 @@ async def test_an_answer_names_the_tasks_that_did_not_finish():
     model = ScriptedModel(lambda messages: "12 widgets cost $84 [total], and it is saved.")
     text = await synthesize(model, GOAL, result)
     assert text.endswith("\n\nNot done: save (failed).")
+
+
+async def test_an_answer_that_leaves_a_formula_is_written_again():
+    answers = iter(["It holds [0.645 * 3.785] gallons [total].", "12 widgets cost $84 [total]."])
+    model = ScriptedModel(lambda messages: next(answers))
+    assert await synthesize(model, GOAL, run_result()) == "12 widgets cost $84 [total]."
+    assert "the answer gives a formula instead of its value" in model.calls[1][-1].content
