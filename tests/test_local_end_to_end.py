@@ -79,7 +79,11 @@ async def test_the_whole_loop_on_the_embedded_model(weights_home, monkeypatch):
     meter = team.meter()
     outcome = await team.execute(graph, goal="Say what 12 widgets at 7 dollars cost.", meter=meter)
     result = await team.finish("Say what 12 widgets at 7 dollars cost.", None, outcome)
-    assert result.status in (RunStatus.SUCCEEDED, RunStatus.STOPPED), result.run.reason
+    # The small model may still write a figure of its own; then the checks catch it and the run says so.
+    caught = result.status is RunStatus.FAILED and "failed its checks" in result.run.reason
+    assert result.status is RunStatus.SUCCEEDED or caught, result.run.reason
+    if result.status is RunStatus.SUCCEEDED:
+        assert any("84" in str(output) for output in result.outputs.values())
     assert result.loop.verdicts, "the model was asked for a verdict after the first task"
     assert all(isinstance(v, Continue | Replan | Finish) for v in result.loop.verdicts)
     assert len(result.loop.graphs) == 1 + len(result.replans)

@@ -16,7 +16,7 @@ from orquestra.budget import Budget
 from orquestra.exceptions import UserError
 from orquestra.repl import _parse_budget
 
-from .fake_providers import FakeOpenAI, Reply, json_reply, text
+from .fake_providers import FakeOpenAI, Reply, json_reply, text, tool_call
 
 PROMPT = "orquestra> "
 PLAN = {
@@ -38,6 +38,8 @@ def responder(task_delay: float = 0.0, plan_delay: float = 0.0) -> Callable[[dic
             return json_reply(PLAN, delay=plan_delay)
         if "final answer of a team" in said:
             return text("It costs 84 dollars [total].")
+        if "Your task (total)" in said and body["messages"][-1]["role"] != "tool":
+            return tool_call("calculator", {"expression": "7 * 12"})  # a computed figure comes from a tool
         for task_id, answer in (("price", "7 dollars"), ("count", "12 widgets"), ("total", "84 dollars")):
             if f"Your task ({task_id})" in said:
                 return text(answer, delay=task_delay)
