@@ -224,10 +224,24 @@ _FORMULA = re.compile(r"\d(?:\s*[*×÷^]\s*|\s+/\s+)\(?\s*[$€£]?\s*\d")
 _CODE = re.compile(r"```.*?(?:```|$)|`[^`\n]*`", re.DOTALL)
 
 
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_LIST_MARKER = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
+
+
+def sentences(text: str) -> list[str]:
+    """`text` cut into sentences and lines."""
+    return _SENTENCE.split(text)
+
+
+def without_list_numbers(text: str) -> str:
+    """`text` without the numbers of its list items (``2. ...``): they are not figures."""
+    return _LIST_MARKER.sub(" ", text)
+
+
 def not_a_formula(attempt: Attempt) -> str | None:
     """The answer gives values, not sums left to work out (`4.25 * 3 * 1.08` with no result after it)."""
     prose = _CODE.sub(" ", attempt.output)
-    for sentence in re.split(r"(?<=[.!?])\s+|\n+", prose):
+    for sentence in sentences(prose):
         if _FORMULA.search(sentence) and "=" not in sentence and "≈" not in sentence:
             return f"the answer gives a formula instead of its value ({_first_line(sentence.strip())!r}): compute it"
     return None
@@ -316,9 +330,6 @@ def tool_numbers(attempt: Attempt) -> str | None:
     return f"{last.name} computed {last.result.strip()}, but the answer states {said}: give the tool's result"
 
 
-_LIST_MARKER = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
-
-
 def figure_in(sources: Iterable[str], figure: float) -> bool:
     """Whether some source states `figure`, exactly, rounded, or as a percentage (either way round)."""
     for source in sources:
@@ -365,7 +376,7 @@ def _small(written: str) -> bool:
 
 
 def _figures(text: str) -> list[str]:
-    return [match.group(0) for match in _NUMBER.finditer(_LIST_MARKER.sub(" ", text)) if not _small(match.group(0))]
+    return [match.group(0) for match in _NUMBER.finditer(without_list_numbers(text)) if not _small(match.group(0))]
 
 
 BUILT_IN: Sequence[tuple[str, Check]] = (

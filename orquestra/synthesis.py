@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from orquestra.checks import Attempt, figure_in, not_a_formula, numbers_in
+from orquestra.checks import Attempt, figure_in, not_a_formula, numbers_in, sentences, without_list_numbers
 from orquestra.engine import RunResult, RunStatus
 from orquestra.exceptions import BudgetExceeded
 from orquestra.models import Message, Model
@@ -66,8 +66,6 @@ def _not_done(run: RunResult, missing: list[str]) -> str:
 
 
 _CITATION = re.compile(r"\[([A-Za-z0-9_.\-]+(?:\s*,\s*[A-Za-z0-9_.\-]+)*)\]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-_LIST_MARKER = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
 
 
 def answer_problems(answer: str, outputs: dict[str, str], goal: str) -> list[str]:
@@ -85,7 +83,7 @@ def unfaithful_figures(answer: str, outputs: dict[str, str], goal: str) -> list[
     use figures of any result. Citations (``[step_2]``) and list numbers (``2. ...``) are not figures.
     """
     wrong: list[str] = []
-    for sentence in _SENTENCE.split(_LIST_MARKER.sub(" ", answer)):
+    for sentence in sentences(without_list_numbers(answer)):
         cited = [
             task_id.strip()
             for group in _CITATION.findall(sentence)
