@@ -117,6 +117,8 @@ class AgentRunner:
         done: dict[str, str] = {}
         tool_rounds = answers = 0
         writers = {name for name, card in toolbox.cards.items() if "write_workspace" in card.permissions}
+        computes = any("compute" in card.permissions for card in toolbox.cards.values())
+        known_tools = {name: card.arguments for name, card in self.dispatcher.registry.tools.items()}
         # A task that says it writes a file must call a tool that writes, however sure the model is it need not.
         must_write = bool(writers) and bool(promised_files(f"{task.instruction}\n{task.expected_output}"))
         while True:
@@ -143,10 +145,10 @@ class AgentRunner:
                 system_prompt=system,
                 workspace=self.workspace,
                 tool_results=tuple(ran),
-                tools=self._known_tools,
+                tools=known_tools,  # a call of any registry tool written as text is not an answer
                 goal=self.goal,
                 inputs=tuple(texts.values()),
-                computes=any("compute" in card.permissions for card in toolbox.cards.values()),
+                computes=computes,
             )
             verdict = run_checks(attempt, (*agent.checks, *task.checks))
             if self.emit:
@@ -161,11 +163,6 @@ class AgentRunner:
                 raise CheckFailed(f"the answer failed its checks: {'; '.join(verdict.failures)}")
             messages.append(Message("assistant", response.text))
             messages.append(Message("user", render("rejected.j2", failures=verdict.failures)))
-
-    @property
-    def _known_tools(self) -> dict[str, dict[str, Any]]:
-        """Every tool of the registry: a call of any of them written as text is not an answer."""
-        return {name: card.arguments for name, card in self.dispatcher.registry.tools.items()}
 
     def _calls_in(self, response: ModelResponse, toolbox: Toolbox | None) -> tuple[tuple[ToolCall, ...], list[str]]:
         """The calls to run and the problems of calls that cannot run, native or written as text."""
