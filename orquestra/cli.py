@@ -14,7 +14,6 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,7 +22,6 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 from typer.core import TyperCommand, TyperGroup
 
 from orquestra import __version__
@@ -407,19 +405,8 @@ def _save_result(team_result: TeamResult, path: Path) -> None:
 
 _FORMATS = ("tree", "mermaid", "json")
 
+
 # Mermaid fills by task status, for `graph show RUN --format mermaid`.
-_MERMAID_FILLS = {
-    "pending": "#ffffff",
-    "ready": "#d1ecf1",
-    "awaiting approval": "#cce5ff",
-    "running": "#fff3cd",
-    "succeeded": "#d4edda",
-    "failed": "#f8d7da",
-    "skipped": "#e2e3e5",
-    "cancelled": "#f5c6cb",
-}
-
-
 @graph_app.command("show")
 def graph_show(
     target: Annotated[
@@ -452,12 +439,13 @@ def graph_show(
         record = {"run_id": stored.run.id, "status": stored.run.status, "statuses": statuses}
         title = f"run {stored.run.id} ({stored.run.status}): {len(graph)} tasks"
     if format == "tree":
-        tree = graph_tree(graph, title=title)
-        _mark_statuses(tree, statuses)
-        console.print(tree)
+        from orquestra.cli_runs import status_text
+
+        marks = {task_id: status_text(status) for task_id, status in statuses.items()}
+        console.print(graph_tree(graph, title=title, marks=marks))
         console.print(f"[dim]critical path:[/dim] {' -> '.join(graph.critical_path())}", highlight=False)
     elif format == "mermaid":
-        sys.stdout.write(mermaid(graph) + _mermaid_classes(graph, statuses))
+        sys.stdout.write(mermaid(graph, statuses))
     else:
         data = {**record, **graph.model_dump(mode="json", exclude_defaults=True)}
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
@@ -498,35 +486,6 @@ def _recorded_graph(stored: StoredRun) -> TaskGraph:
     except ValidationError as error:
         problem = describe_validation_error(error)
         raise UserError(f"run {stored.run.id}: the recorded graph does not load: {problem}") from None
-
-
-def _mark_statuses(tree: Tree, statuses: Mapping[str, str]) -> None:
-    """Put each task's status before its label in `graph_tree`'s tree, whose labels start with the task's id."""
-    from orquestra.cli_runs import STATUS_STYLES
-
-    for node in tree.children:
-        label = node.label
-        status = statuses.get(label.plain.split(" ", 1)[0]) if isinstance(label, Text) else None
-        if isinstance(label, Text) and status is not None:
-            node.label = Text.assemble((status, STATUS_STYLES.get(status, "")), "  ", label)
-        _mark_statuses(node, statuses)
-
-
-def _mermaid_classes(graph: TaskGraph, statuses: Mapping[str, str]) -> str:
-    """Mermaid lines that fill each node by its task's status.
-
-    `mermaid` names the nodes t0, t1, ... in graph order.
-    """
-    if not statuses:
-        return ""
-    lines = []
-    for status in sorted(set(statuses.values())):
-        fill = _MERMAID_FILLS.get(status, "#ffffff")
-        lines.append(f"    classDef {status.replace(' ', '_')} fill:{fill},stroke:#555")
-    for index, task in enumerate(graph.tasks):
-        if task.id in statuses:
-            lines.append(f"    class t{index} {statuses[task.id].replace(' ', '_')}")
-    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------- registry

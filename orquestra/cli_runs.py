@@ -58,7 +58,8 @@ def _when(at: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at is not None else "-"
 
 
-def _status(status: str) -> Text:
+def status_text(status: str) -> Text:
+    """A run's or a task's status, styled as `runs list` and `runs show` style it."""
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
 
@@ -83,7 +84,7 @@ def runs_list(
     table.add_column("goal", overflow="fold")
     for run in runs:
         done = f"{run.tasks_done}/{run.tasks_total}"
-        table.add_row(Text(run.id), _when(run.started_at), _status(run.status), done, Text(run.goal))
+        table.add_row(Text(run.id), _when(run.started_at), status_text(run.status), done, Text(run.goal))
     console.print(table)
     console.print(f"[dim]{len(runs)} of {total} runs[/dim]")
 
@@ -95,7 +96,7 @@ def runs_show(run_id: RunId) -> None:
         stored = store.get(run_id)
     console = Console()
     run = stored.run
-    header = Text.assemble(("run ", "bold"), run.id, "  ", _when(run.started_at), "  ", _status(run.status))
+    header = Text.assemble(("run ", "bold"), run.id, "  ", _when(run.started_at), "  ", status_text(run.status))
     if run.reason:
         header.append(f" ({run.reason})")
     console.print(header)
@@ -132,7 +133,7 @@ def _tasks_table(stored: StoredRun) -> Table:
             Text(task.task_id),
             Text(NO_CAPABILITY if task.task_id in agent_only else task.capability),
             Text(task.agent),
-            _status(task.status),
+            status_text(task.status),
             elapsed,
             _checks_cell(checks.get(task.task_id, [])),
             Text(task.error or "", style="red"),

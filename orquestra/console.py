@@ -302,19 +302,27 @@ def usage_line(usage: Usage) -> str:
     )
 
 
-def graph_tree(graph: TaskGraph, title: str = "task graph") -> Tree:
-    """The graph as a tree from its roots; a task with several parents is expanded under the first only."""
+def graph_tree(graph: TaskGraph, title: str = "task graph", *, marks: Mapping[str, Text] | None = None) -> Tree:
+    """The graph as a tree from its roots; a task with several parents is expanded under the first only.
+
+    `marks` puts a text (a recorded task's status, say) before the label of each task it names.
+    """
     tree = Tree(Text(title, style="bold"))
     expanded: set[str] = set()
+    marks = marks or {}
+
+    def marked(task_id: str, label: Text) -> Text:
+        mark = marks.get(task_id)
+        return Text.assemble(mark, "  ", label) if mark is not None else label
 
     def add(branch: Tree, task_id: str) -> None:
         task = graph[task_id]
         label = Text.assemble((task.id, "bold"), f" [{task.capability}] ", (task.instruction, "dim"))
         if task_id in expanded:
-            branch.add(Text.assemble((task.id, "bold"), (" (shown above)", "dim italic")))
+            branch.add(marked(task_id, Text.assemble((task.id, "bold"), (" (shown above)", "dim italic"))))
             return
         expanded.add(task_id)
-        node = branch.add(label)
+        node = branch.add(marked(task_id, label))
         for child in graph.dependents[task_id]:
             add(node, child)
 
@@ -323,8 +331,24 @@ def graph_tree(graph: TaskGraph, title: str = "task graph") -> Tree:
     return tree
 
 
-def mermaid(graph: TaskGraph) -> str:
-    """The graph as a Mermaid flowchart, edges from each dependency to its dependent."""
+MERMAID_FILLS = {
+    "pending": "#ffffff",
+    "ready": "#d1ecf1",
+    "awaiting approval": "#cce5ff",
+    "running": "#fff3cd",
+    "succeeded": "#d4edda",
+    "failed": "#f8d7da",
+    "skipped": "#e2e3e5",
+    "cancelled": "#f5c6cb",
+}
+"""The fill of a Mermaid node by its task's status."""
+
+
+def mermaid(graph: TaskGraph, statuses: Mapping[str, str] | None = None) -> str:
+    """The graph as a Mermaid flowchart, edges from each dependency to its dependent.
+
+    With `statuses` (task id to status), each node is filled by its task's status.
+    """
     # Task ids may hold characters Mermaid rejects in node ids, so nodes are numbered and labelled.
     node = {task.id: f"t{index}" for index, task in enumerate(graph.tasks)}
     lines = ["flowchart TD"]
@@ -333,6 +357,11 @@ def mermaid(graph: TaskGraph) -> str:
         lines.append(f'    {node[task.id]}["{label}"]')
     for task in graph.tasks:
         lines.extend(f"    {node[dep]} --> {node[task.id]}" for dep in task.depends_on)
+    for status in sorted(set((statuses or {}).values())):
+        lines.append(f"    classDef {status.replace(' ', '_')} fill:{MERMAID_FILLS.get(status, '#ffffff')},stroke:#555")
+    for task in graph.tasks:
+        if statuses and task.id in statuses:
+            lines.append(f"    class {node[task.id]} {statuses[task.id].replace(' ', '_')}")
     return "\n".join(lines) + "\n"
 
 
