@@ -9,8 +9,9 @@ start stay fast: the team stack pulls in the provider SDKs.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from orquestra.lazy_names import lazy_getattr
 
 if TYPE_CHECKING:
     from orquestra.approval import ApprovalPolicy, ApprovalRejected, ApprovalRequest, Decision
@@ -58,14 +59,7 @@ _HOME = {name: module for module, names in _MODULES.items() for name in names}
 """The module that defines each public name."""
 
 
-def __getattr__(name: str) -> Any:
-    """Import the module of a public name on first use, and keep the name here."""
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orquestra' has no attribute '{name}'")
-    value = getattr(importlib.import_module(f"orquestra.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("orquestra", _HOME, globals())
 
 
 def __dir__() -> list[str]:

@@ -11,11 +11,11 @@ on first use (PEP 562), so that importing one submodule does not import the othe
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from orquestra.exceptions import ModelConfigError
+from orquestra.lazy_names import lazy_getattr
 
 if TYPE_CHECKING:
     from orquestra.config import Settings
@@ -97,14 +97,7 @@ _HOME = {
 """The submodule that defines each public name."""
 
 
-def __getattr__(name: str) -> Any:
-    """Import the submodule of a public name on first use, and keep the name here."""
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orquestra.models' has no attribute '{name}'")
-    value = getattr(importlib.import_module(f"orquestra.models.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("orquestra.models", _HOME, globals())
 
 
 __all__ = [
