@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import typer
 
@@ -27,3 +31,18 @@ def mounted(sub_app: typer.Typer, name: str) -> typer.Typer:
 
     root.add_typer(sub_app, name=name)
     return root
+
+
+def orquestra(
+    *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The `orquestra` command run in a subprocess: no provider keys of this machine, wide output, `env` on top."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "orquestra", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, "COLUMNS": "200", **(env or {})},
+        cwd=cwd,
+        timeout=timeout,
+    )

@@ -10,19 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import orquestra
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "launch-brief.yaml"
-
-
-def orquestra(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orquestra", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=120,
-    )
 
 
 def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:

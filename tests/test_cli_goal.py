@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .fake_providers import FakeAnthropic, FakeOpenAI, Reply, error, json_reply, text, tool_call
+from .helpers import orquestra
 
 PLAN = {
     "tasks": [
@@ -48,18 +45,6 @@ def team_responder(plan: dict[str, Any]):
         return text("?")
 
     return respond
-
-
-def orquestra(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "orquestra", *args],
-        capture_output=True,
-        text=True,
-        env={**clean, "COLUMNS": "200", **env},
-        cwd=cwd,
-        timeout=120,
-    )
 
 
 def test_run_a_goal_with_openai_plans_runs_and_answers(tmp_path):

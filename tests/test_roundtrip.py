@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from orquestra.store import open_store
 from tests.helpers import make_graph
 
 from .fake_providers import FakeOpenAI, json_reply
+from .helpers import orquestra
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "launch-brief.yaml"
@@ -31,17 +31,6 @@ PLAN = {
         {"id": "note", "instruction": "Write a note from the facts", "capability": "writing", "depends_on": ["facts"]},
     ]
 }
-
-
-def orquestra(*args: str, env: Mapping[str, str] = {}) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "orquestra", *args],
-        capture_output=True,
-        text=True,
-        env={**clean, "COLUMNS": "200", **env},
-        timeout=120,
-    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:

@@ -14,6 +14,8 @@ import pytest
 
 from orquestra.cli import _LAZY_COMMANDS, load_command
 
+from .helpers import orquestra
+
 HEAVY = ("chromadb", "llama_cpp", "onnxruntime", "tokenizers", "anthropic", "numpy", "networkx", "prompt_toolkit")
 """Libraries that only some commands need."""
 PROVIDER_SDKS = ("instructor", "openai")
@@ -71,15 +73,6 @@ def test_each_lazy_commands_help_line_is_its_own(name: str) -> None:
 
 
 def test_a_lazy_command_runs_and_shows_its_own_help() -> None:
-    def orquestra(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "orquestra", *args],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "COLUMNS": "200"},
-            timeout=60,
-        )
-
     listed = orquestra("runs", "list")
     assert listed.returncode == 0 and "no runs recorded yet" in listed.stdout, listed.stderr
     helped = orquestra("runs", "--help")
