@@ -307,14 +307,13 @@ def _progress(llama: Llama, watcher: Watcher, loop: asyncio.AbstractEventLoop) -
     """
     from llama_cpp import LogitsProcessorList
 
-    prompt = -1
-    seen = 0
+    seen = -1  # tokens already reported; the first call's are the prompt's
     pieces: list[bytes] = []
 
     def watch(tokens: Any, scores: Any) -> Any:
-        nonlocal prompt, seen
-        if prompt < 0:
-            prompt = seen = len(tokens)
+        nonlocal seen
+        if seen < 0:
+            seen = len(tokens)
         new = list(tokens[seen:])
         seen = len(tokens)
         if new:

@@ -22,7 +22,7 @@ import json
 import re
 import uuid
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from orquestra.models.base import ToolCall
@@ -52,7 +52,7 @@ class TextCalls:
     """Calls of known tools, with arguments that are a JSON object."""
     problems: tuple[str, ...] = ()
     """Why calls the text clearly makes cannot run: one line each, written for the model to read."""
-    names: tuple[str, ...] = field(default=())
+    names: tuple[str, ...] = ()
     """The tool names the text tries to call, known or not."""
 
     def __bool__(self) -> bool:
