@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from orquestra.engine import Execution
     from orquestra.events import Event
     from orquestra.graph import TaskGraph
-    from orquestra.models import Model, Usage
+    from orquestra.models import Model
     from orquestra.planner import PlanResult
     from orquestra.registry import Registry
     from orquestra.store import StoredRun
@@ -169,7 +169,7 @@ def run(
 ) -> None:
     """Plan and run a goal with a team of agents, or run a task graph file; live progress, then the results."""
     from orquestra.cli_apply import apply_command
-    from orquestra.console import graph_tree, run_summary
+    from orquestra.console import graph_tree, run_summary, usage_line
     from orquestra.exit_codes import exit_code
     from orquestra.graphfile import load_graph
     from orquestra.manifest import is_manifest
@@ -220,7 +220,7 @@ def run(
     if goal and result.answer:
         console.print(Panel(Text(result.answer), title="answer", title_align="left", border_style="green"))
     console.print(run_summary(result.run, meter))
-    console.print(_usage_line(result.usage))
+    console.print(usage_line(result.usage), style="dim", highlight=False)
     if save is not None:
         _save_result(result, save)
     code = exit_code(result.run.status)
@@ -309,13 +309,6 @@ def _budget(max_tokens: int | None, max_cost: float | None, max_seconds: float |
 def _show_recalled(plan: PlanResult) -> None:
     for goal in plan.recalled:
         console.print(Text.assemble(("recalled: ", "dim"), goal))
-
-
-def _usage_line(usage: Usage) -> str:
-    return (
-        f"[dim]model calls: {usage.requests}, tokens: {usage.input_tokens} in / {usage.output_tokens} out, "
-        f"cost: ${usage.cost:.4f}[/dim]"
-    )
 
 
 def _describe(model: Model) -> str:
