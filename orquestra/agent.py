@@ -13,6 +13,7 @@ with half the room.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,7 @@ class AgentRunner:
         texts, trimmed = fit_texts({key: str(value) for key, value in inputs.items()}, int(room * CHARS_PER_TOKEN))
         user = render("task.j2", goal=self.goal, task=task, inputs=texts, trimmed=trimmed)
         messages = [Message("system", system), Message("user", user)]
+        started = time.time()  # the files this agent writes are newer; older ones are not its work
         ran: list[ToolResult] = []
         done: dict[str, str] = {}
         tool_rounds = answers = 0
@@ -149,6 +151,7 @@ class AgentRunner:
                 goal=self.goal,
                 inputs=tuple(texts.values()),
                 computes=computes,
+                started=started,
             )
             verdict = run_checks(attempt, (*agent.checks, *task.checks))
             if self.emit:

@@ -53,6 +53,8 @@ class Attempt:
     """The results of the tasks this one depends on, as the agent saw them."""
     computes: bool = False
     """Whether the agent has a tool that computes: then new figures are its job, not inventions."""
+    started: float | None = None
+    """When the agent began this attempt (seconds since the epoch, as file times are)."""
 
 
 Check = Callable[[Attempt], "str | None"]
@@ -283,16 +285,24 @@ def promised_files(text: str) -> list[str]:
 
 
 def files_written(attempt: Attempt) -> str | None:
-    """Each file the instruction or the expected output says the task writes exists in the workspace."""
+    """Each file the instruction or the expected output says the task writes exists, written by this attempt.
+
+    A file from before the attempt began (a failed agent's, say) is not this answer's work.
+    """
     if attempt.workspace is None:
         return None
-    missing = [
-        name
-        for name in promised_files(f"{attempt.instruction}\n{attempt.expected_output}")
-        if not _find(attempt.workspace, name)
-    ]
+    missing: list[str] = []
+    stale: list[str] = []
+    for name in promised_files(f"{attempt.instruction}\n{attempt.expected_output}"):
+        path = _find(attempt.workspace, name)
+        if path is None:
+            missing.append(name)
+        elif attempt.started is not None and path.stat().st_mtime < attempt.started:
+            stale.append(name)
     if missing:
         return f"the task writes {', '.join(missing)}, but the workspace has no such file: write it with a tool"
+    if stale:
+        return f"the task writes {', '.join(stale)}, but this answer did not write it (it is from before): write it"
     return None
 
 

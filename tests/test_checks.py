@@ -343,3 +343,15 @@ async def test_a_task_that_writes_a_file_must_call_a_writing_tool_until_it_has(t
     assert await runner({"primary": model}, tmp_path, [])(task, {}) == "Saved the poem to poem.txt."
     assert model.tool_choices == ["required", "auto"]
     assert (tmp_path / "poem.txt").read_text() == "roses"
+
+
+def test_a_promised_file_from_before_the_attempt_is_not_its_work(tmp_path):
+    import os
+
+    (tmp_path / "result.txt").write_text("27 characters to result.txt")
+    os.utime(tmp_path / "result.txt", (1_000, 1_000))
+    fields = {"instruction": "Write the result to result.txt", "workspace": tmp_path}
+    (failure,) = failures("437", started=2_000.0, **fields)
+    assert failure.startswith("files_written: the task writes result.txt, but this answer did not write it")
+    (tmp_path / "result.txt").write_text("437")
+    assert not failures("437", started=2_000.0, **fields)
