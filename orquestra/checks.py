@@ -209,16 +209,25 @@ _ECHO_SHARE = 0.6
 
 
 def not_echo(attempt: Attempt) -> str | None:
-    """The answer is not mostly a copy of the agent's system prompt or of the task's own instruction."""
+    """The answer is not mostly a copy of the agent's system prompt or of the task's own instruction.
+
+    An answer that restates the task and adds a figure the task did not have ("The cost of 12 widgets at $7
+    each is $84.") did the work: only one that brings no new number can be an echo.
+    """
     words = _words(attempt.output)
     if len(words) < _SHINGLE + 2:
         return None
     mine = _shingles(words)
     for what, prompt in (("the agent's instructions", attempt.system_prompt), ("the task", attempt.instruction)):
         theirs = _shingles(_words(prompt))
-        if theirs and len(mine & theirs) / len(mine) >= _ECHO_SHARE:
+        if not theirs or len(mine & theirs) / len(mine) < _ECHO_SHARE:
+            continue
+        if not set(_NUMBER.findall(attempt.output)) - set(_NUMBER.findall(prompt)):
             return f"the answer repeats {what} instead of doing the task"
     return None
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 # A slash only with spaces around it: 12/05 is a date, 64.80 / 4 a sum.

@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -136,8 +137,33 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    local_context: Annotated[
+        int | None,
+        typer.Option(
+            "--local-context",
+            min=512,
+            envvar="ORQUESTRA_LOCAL_CONTEXT",
+            help="Context window of the embedded models, in tokens (default 4096).",
+            show_default=False,
+        ),
+    ] = None,
+    local_threads: Annotated[
+        int | None,
+        typer.Option(
+            "--local-threads",
+            min=1,
+            envvar="ORQUESTRA_LOCAL_THREADS",
+            help="Threads for the embedded models (default: all cores but one, at most four).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Orquestra: turn a goal into a team of AI agents."""
+    # Through the environment, so that every command's settings (and any process they start) see them.
+    if local_context is not None:
+        os.environ["ORQUESTRA_LOCAL_CONTEXT"] = str(local_context)
+    if local_threads is not None:
+        os.environ["ORQUESTRA_LOCAL_THREADS"] = str(local_threads)
 
 
 # ---------------------------------------------------------------------------------------------- run

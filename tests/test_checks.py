@@ -84,6 +84,13 @@ def test_an_echo_of_the_instruction_fails():
     assert failure.startswith("not_echo: the answer repeats the task")
 
 
+def test_an_answer_that_restates_the_task_with_its_result_is_not_an_echo():
+    instruction = "Find the cost of 12 widgets at $7 each."
+    assert not failures("The cost of 12 widgets at $7 each is $84.", instruction=instruction)
+    (failure,) = failures("The cost of 12 widgets at $7 each.", instruction=instruction)
+    assert failure.startswith("not_echo: the answer repeats the task")
+
+
 def test_a_short_answer_that_reuses_words_of_the_instruction_is_not_an_echo():
     assert not failures("The total is 84 dollars.", instruction="Compute the total in dollars.")
 

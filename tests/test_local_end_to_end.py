@@ -29,7 +29,7 @@ def test_run_a_goal_on_the_embedded_model_by_default(weights_home):
     result = orquestra("run", GOAL, home=weights_home)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "model: local (Qwen2.5-Coder-0.5B-Instruct" in out and "(default)" in out
+    assert "model: local (Qwen2.5-Coder-1.5B-Instruct" in out and "(default)" in out
     assert "plan:" in out and "run succeeded" in out
     assert "answer" in out or "1 succeeded" in out  # a one-task plan's result is its answer
     assert "Traceback" not in result.stderr

@@ -92,7 +92,10 @@ def test_without_llama_cpp_the_error_names_the_install_command(tmp_path, monkeyp
 
 def test_describe_says_what_runs():
     assert LocalModel(n_threads=1, n_ctx=2048).describe() == (
-        "local (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, embedded, 1 thread, 2048 tokens of context)"
+        "local (Qwen2.5-Coder-1.5B-Instruct Q4_K_M, embedded, 1 thread, 2048 tokens of context)"
+    )
+    assert LocalModel(weights=QWEN_05B, n_threads=2).describe() == (
+        "local:small (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, embedded, 2 threads, 4096 tokens of context)"
     )
 
 
@@ -117,7 +120,7 @@ def test_json_answers_are_parsed_from_the_tool_format():
 @pytest.mark.slow
 async def test_chat_answers_with_text_and_usage(model):
     response = await model.request([Message("user", "Say hello in five words.")])
-    assert response.text.strip() and response.model == "local"
+    assert response.text.strip() and response.model == model.name == f"local:{model.path}"
     assert response.usage.requests == 1 and response.usage.input_tokens > 0 and response.usage.output_tokens > 0
     assert response.usage.cost == 0.0
 
@@ -194,13 +197,13 @@ async def test_a_prompt_longer_than_the_context_is_refused(model):
 
 @pytest.mark.slow
 async def test_concurrent_requests_queue_on_one_loaded_model(model, weights_home, tmp_path):
-    # The default model (weights found under ORQUESTRA_HOME) shares the already loaded one.
+    # The embedded model by name (weights found under ORQUESTRA_HOME) shares the one loaded from its path.
     (tmp_path / "home" / "models").mkdir(parents=True)
     for name in (QWEN_05B.filename, QWEN_05B.filename + ".sha256"):
         (tmp_path / "home" / "models" / name).symlink_to(weights_home / "models" / name)
-    default = LocalModel(n_threads=model.n_threads)
+    default = LocalModel(weights=QWEN_05B, n_threads=model.n_threads)
     assert default.load() is model.load()
-    assert default.describe().startswith("local (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, embedded, ")
+    assert default.describe().startswith("local:small (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, embedded, ")
     questions = [[Message("user", f"What is {n} + {n}? Answer with the number only.")] for n in (2, 3)]
     answers = await asyncio.gather(*(default.request(question) for question in questions))
     assert all(answer.text.strip() for answer in answers)

