@@ -24,6 +24,7 @@ from rich.text import Text
 
 from orquestra import exit_codes
 from orquestra.approval import ApprovalPolicy
+from orquestra.cli_options import PlanningStrategyOption, planning_strategy
 from orquestra.config import Settings, load_settings
 from orquestra.evals.baseline import baseline_planner
 from orquestra.evals.planning import BASELINE, ORQUESTRA, PlanFn, ResultLog, orquestra_planner, run_planning
@@ -99,8 +100,10 @@ def planning(
         int | None,
         typer.Option("--sample", min=1, help="N cases drawn at random (seeded: the same N each time), in suite order."),
     ] = None,
+    planner: PlanningStrategyOption = "auto",
 ) -> None:
     """Plan every case of a suite, score each plan against its gold graph, and write a report."""
+    strategy = planning_strategy(planner)
     if format not in ("md", "html"):
         raise UserError(f"--format: unknown format '{format}' (choose md or html)")
     if sample is not None and limit is not None:
@@ -115,14 +118,16 @@ def planning(
     spec = model or settings.planning_model
     the_model = build_model(spec, settings)
     folder = out or DEFAULT_OUT / loaded.name
-    planners: dict[str, PlanFn] = {ORQUESTRA: orquestra_planner(the_model, max_tasks=loaded.spec.max_tasks)}
+    planners: dict[str, PlanFn] = {
+        ORQUESTRA: orquestra_planner(the_model, max_tasks=loaded.spec.max_tasks, strategy=strategy)
+    }
     if baseline:
         planners[BASELINE] = baseline_planner(the_model)
     free_text = any(case.free_text for case in cases)
     embed = build_embedder() if free_text else None
-    log = ResultLog(folder, {"suite": loaded.name, "model": spec}, fresh=fresh)
+    log = ResultLog(folder, {"suite": loaded.name, "model": spec, "planner": strategy}, fresh=fresh)
     console = Console()
-    _announce(console, loaded.name, spec, "cases", len(cases))
+    _announce(console, loaded.name, f"{spec} (planner: {strategy})", "cases", len(cases))
     try:
         ids = {case.id for case in cases}
         done = sum(1 for planner, case_id in log.load() if planner in planners and case_id in ids)

@@ -26,6 +26,9 @@ from orquestra.registry import Registry
 from orquestra.repair import repair_plan
 
 DEFAULT_MAX_TASKS = 8
+PlanningStrategy = Literal["auto", "single", "staged"]
+"""How the planner asks: one call for the whole graph, in stages (`orquestra.staged_planning`), or by model."""
+STRATEGIES: tuple[str, ...] = ("auto", "single", "staged")
 ID_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 """Planned task ids: short snake_case (a grammar for the embedded model, so it cannot write prose there)."""
 
@@ -151,14 +154,30 @@ class Planner:
         registry: whose capabilities the plan may use.
         max_tasks: the largest plan accepted.
         retries: how many times a validation error goes back to the model before repair.
+        strategy: "single" asks for the whole graph in one call, "staged" in three small ones (decompose,
+            assign, link), "auto" chooses by model (`Model.plans_in_stages`).
 
     """
 
-    def __init__(self, model: Model, registry: Registry, *, max_tasks: int = DEFAULT_MAX_TASKS, retries: int = 1):
+    def __init__(
+        self,
+        model: Model,
+        registry: Registry,
+        *,
+        max_tasks: int = DEFAULT_MAX_TASKS,
+        retries: int = 1,
+        strategy: PlanningStrategy = "auto",
+    ):
         self.model = model
         self.registry = registry
         self.max_tasks = max_tasks
         self.retries = retries
+        self.strategy = strategy
+
+    @property
+    def staged(self) -> bool:
+        """Whether this planner plans in stages (the strategy chosen, or the model's preference)."""
+        return self.strategy == "staged" or (self.strategy == "auto" and self.model.plans_in_stages)
 
     def catalogue(self) -> dict[str, str]:
         """Each capability with the agents that offer it and what they do."""
@@ -189,6 +208,8 @@ class Planner:
         capabilities = sorted(self.registry.capabilities())
         if not capabilities:
             raise PlanningError("the registry has no agents, so there is nothing to plan with")
+        if self.staged:
+            return await self._plan_in_stages(goal, examples, drafted)
         output_type = plan_model(capabilities, self.max_tasks)
         retries = 0 if self.model.weak else self.retries
         watch: AbstractContextManager[None] = watching(_DraftWatcher(drafted)) if drafted else nullcontext()
@@ -200,6 +221,23 @@ class Planner:
         except InvalidOutput as error:
             return self._repair(error)
         return PlanResult(to_graph(plan), usage)
+
+    async def _plan_in_stages(
+        self, goal: str, examples: Sequence[PlanExample], drafted: Callable[[PlannedTask], None] | None
+    ) -> PlanResult:
+        # Imported here: the one-call path, which most hosted models take, never needs it.
+        from orquestra.staged_planning import DecompositionExample, StagedPlanner, steps_of_plan
+
+        stages = StagedPlanner(self.model, self.catalogue(), max_tasks=self.max_tasks)
+        shown = [DecompositionExample(ex.goal, steps) for ex in examples if (steps := steps_of_plan(ex.plan))]
+        try:
+            graph = await stages.plan(goal, shown)
+        except GraphError as error:
+            raise PlanningError(f"the planner's answer is not a plan: {error.message}") from None
+        if drafted is not None:
+            for task in graph.tasks:
+                drafted(PlannedTask(**task.model_dump(include={"id", "instruction", "capability", "depends_on"})))
+        return PlanResult(graph, stages.usage, stages.notes)
 
     def _repair(self, error: InvalidOutput) -> PlanResult:
         usage = error.usage if isinstance(error.usage, Usage) else Usage()

@@ -31,7 +31,7 @@ from orquestra.evals.metrics import check_plan, predicted_graph, structure_score
 from orquestra.evals.textmatch import Embed, text_scores
 from orquestra.exceptions import UserError
 from orquestra.models import Model, Usage
-from orquestra.planner import Planner, PlanningError
+from orquestra.planner import Planner, PlanningError, PlanningStrategy
 from orquestra.registry import AgentCard, Registry
 
 ORQUESTRA = "orquestra"
@@ -56,11 +56,11 @@ PlanFn = Callable[[EvalCase], Awaitable[PlanOutcome]]
 # ---------------------------------------------------------------------------------------------- planners
 
 
-def orquestra_planner(model: Model, *, max_tasks: int = 12) -> PlanFn:
+def orquestra_planner(model: Model, *, max_tasks: int = 12, strategy: PlanningStrategy = "auto") -> PlanFn:
     """Orquestra's planner over a registry built from each case's catalogue: grounding, re-asking, repair."""
 
     async def plan(case: EvalCase) -> PlanOutcome:
-        planner = Planner(model, case_registry(case), max_tasks=max_tasks)
+        planner = Planner(model, case_registry(case), max_tasks=max_tasks, strategy=strategy)
         try:
             result = await planner.plan(case.goal)
         except PlanningError as error:

@@ -131,6 +131,9 @@ class Model(ABC):
     weak: bool = False
     """A small model for which sending a validation error back rarely helps: the planner goes straight to
     its deterministic repair instead of re-asking."""
+    plans_in_stages: bool = False
+    """Whether the planner's "auto" strategy asks this model in stages (decompose, assign, link) rather
+    than for the whole graph in one answer: set for models measured to plan better that way."""
 
     @abstractmethod
     async def request(

@@ -105,6 +105,7 @@ class LocalModel(Model):
         self.name = f"local:{path}" if path is not None else _embedded_name(weights)
         self.context_window = n_ctx
         self.weak = True  # measured: re-asking a small model does not fix a plan's edges; repair does
+        self.plans_in_stages = True
         self.n_threads = n_threads or default_threads()
         self.max_tokens = max_tokens
         self.temperature = temperature

@@ -1,0 +1,125 @@
+"""Planning in stages: decompose, assign, link; each stage's answer constrained, the graph checked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orquestra import Registry
+from orquestra.models import ModelResponse, ScriptedModel
+from orquestra.planner import PlanExample, PlannedTask, Planner, PlanningError
+from orquestra.registry import AgentCard
+from orquestra.staged_planning import StagedPlanner
+
+REGISTRY = Registry(
+    [
+        AgentCard(name="researcher", description="Finds facts. Uses the web.", capabilities=("research",)),
+        AgentCard(name="analyst", description="Does sums.", capabilities=("math",)),
+        AgentCard(name="writer", description="Writes prose.", capabilities=("writing",)),
+    ]
+)
+GOAL = "Find the opening hours of the pool, add up the hours a week, and write a note."
+STEPS = {
+    "steps": [
+        "Find the opening hours of the pool.",
+        "Add up the hours a week the pool is open.",
+        "Write a short note about the weekly hours.",
+    ]
+}
+ASSIGNED = {"find_opening_hours": "research", "add_up_hours": "math", "write_short_note": "writing"}
+LINKED = {"add_up_hours": ["find_opening_hours"], "write_short_note": ["add_up_hours"]}
+
+
+def planner(*answers: object, strategy: str = "staged") -> tuple[Planner, ScriptedModel]:
+    model = ScriptedModel(responses=list(answers))  # type: ignore[arg-type]
+    return Planner(model, REGISTRY, strategy=strategy), model  # type: ignore[arg-type]
+
+
+async def test_three_stages_make_a_linked_graph_with_ids_from_the_steps():
+    the_planner, model = planner(STEPS, ASSIGNED, LINKED)
+    drafted: list[PlannedTask] = []
+    result = await the_planner.plan(GOAL, drafted=drafted.append)
+    graph = result.graph
+    assert [task.id for task in graph.tasks] == ["find_opening_hours", "add_up_hours", "write_short_note"]
+    assert [task.capability for task in graph.tasks] == ["research", "math", "writing"]
+    assert graph["write_short_note"].depends_on == ("add_up_hours",)
+    assert graph["add_up_hours"].instruction == "Add up the hours a week the pool is open."
+    assert result.usage.requests == 3 and result.repairs == []
+    assert [task.id for task in drafted] == [task.id for task in graph.tasks]
+    decompose, assign, link = (call[0].content for call in model.calls)
+    assert "- research: researcher - Finds facts." in decompose and "Uses the web" not in decompose  # first sentences
+    assert "researcher - Finds facts. Uses the web." in assign  # the whole description to choose by
+    assert "[math]" in link.join(call[1].content for call in model.calls[2:])
+
+
+async def test_an_unknown_capability_is_never_used():
+    the_planner, _ = planner(STEPS, {**ASSIGNED, "add_up_hours": "astrology"}, LINKED)
+    result = await the_planner.plan(GOAL)
+    assert {task.capability for task in result.graph.tasks} <= {"research", "math", "writing"}
+    assert any("add_up_hours" in note for note in result.repairs)
+
+
+async def test_a_link_to_a_later_or_unknown_step_is_dropped():
+    bad = {"add_up_hours": ["write_short_note", "nowhere"], "write_short_note": ["add_up_hours", "find_opening_hours"]}
+    the_planner, _ = planner(STEPS, ASSIGNED, bad)
+    graph = (await the_planner.plan(GOAL)).graph
+    assert graph["add_up_hours"].depends_on == ()
+    assert graph["write_short_note"].depends_on == ("add_up_hours", "find_opening_hours")
+
+
+async def test_a_decomposition_cut_off_keeps_the_steps_written_in_full():
+    cut = ModelResponse(
+        '{"steps": ["Find the opening hours of the pool.", "Add up the hou', "scripted", (), finish_reason="length"
+    )
+    the_planner, model = planner(cut, {"find_opening_hours": "research"})
+    result = await the_planner.plan(GOAL)
+    assert [task.id for task in result.graph.tasks] == ["find_opening_hours"]
+    assert any("decompose answer was cut off or out of bounds" in note for note in result.repairs)
+    assert len(model.calls) == 2  # one step: nothing to link
+
+
+async def test_no_step_at_all_is_a_planning_error():
+    cut = ModelResponse('{"steps": ["Find the ope', "scripted", (), finish_reason="length")
+    the_planner, _ = planner(cut)
+    with pytest.raises(PlanningError, match="no steps"):
+        await the_planner.plan(GOAL)
+
+
+async def test_one_capability_needs_no_assignment_call():
+    model = ScriptedModel(responses=[STEPS, LINKED])
+    stages = StagedPlanner(model, {"step": "Does one step of the goal."}, max_tasks=5)
+    graph = await stages.plan(GOAL)
+    assert {task.capability for task in graph.tasks} == {"step"} and len(model.calls) == 2
+
+
+async def test_the_decomposition_is_bounded_by_max_tasks():
+    many = {"steps": [f"Do part {n} of the work." for n in range(1, 7)]}
+    model = ScriptedModel(responses=[many])
+    stages = StagedPlanner(model, {"step": "Does one step."}, max_tasks=3)
+    assert await stages.decompose(GOAL) == many["steps"][:3]
+    assert any("decompose answer was cut off or out of bounds" in note for note in stages.notes)
+
+
+async def test_recalled_runs_are_shown_as_decomposition_examples():
+    past = PlanExample(
+        "Price a bike and write a note.",
+        json.dumps({"tasks": [{"id": "p", "instruction": "Find the price of the bike."}]}),
+    )
+    the_planner, model = planner(STEPS, ASSIGNED, LINKED)
+    await the_planner.plan(GOAL, [past])
+    decompose = model.calls[0][0].content
+    assert "Price a bike and write a note." in decompose and "Find the price of the bike." in decompose
+    assert "city library" not in decompose  # the generic example gives way to the recalled one
+
+
+async def test_auto_plans_in_stages_only_for_models_that_prefer_it():
+    single = {"tasks": [{"id": "all", "instruction": GOAL, "capability": "research", "depends_on": []}]}
+    the_planner, model = planner(single, strategy="auto")
+    assert not the_planner.staged
+    assert [task.id for task in (await the_planner.plan(GOAL)).graph.tasks] == ["all"]
+    model = ScriptedModel(responses=[STEPS, ASSIGNED, LINKED])
+    model.plans_in_stages = True
+    staged = Planner(model, REGISTRY)
+    assert staged.staged and len((await staged.plan(GOAL)).graph) == 3
+    assert not Planner(model, REGISTRY, strategy="single").staged
