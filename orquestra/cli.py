@@ -26,7 +26,7 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from orquestra import __version__
-from orquestra.cli_options import PlannerModelOption, RegistryFolders
+from orquestra.cli_options import PlannerModelOption, PlanningStrategyOption, RegistryFolders, planning_strategy
 from orquestra.exceptions import UserError
 from orquestra.reflect import ReflectionMode
 
@@ -192,6 +192,7 @@ def run(
     ] = ReflectionMode.FAILURE,
     max_replans: Annotated[int, typer.Option(min=0, help="Replans allowed in the run.")] = 3,
     memory: MemoryOption = True,
+    planner: PlanningStrategyOption = "auto",
 ) -> None:
     """Plan and run a goal with a team of agents, or run a task graph file; live progress, then the results."""
     from orquestra.cli_apply import apply_command
@@ -206,6 +207,7 @@ def run(
         registry,
         max_concurrency=max_concurrency,
         max_tasks=max_tasks,
+        planner=planning_strategy(planner),
         timeout=timeout,
         retries=retries,
         budget=_budget(max_tokens, max_cost, max_seconds),
@@ -263,12 +265,16 @@ def plan(
     max_tasks: Annotated[int, typer.Option(min=1, max=50, help="The largest plan accepted.")] = 8,
     save: Annotated[Path | None, typer.Option(help="Write the plan as a graph file that `run` accepts.")] = None,
     memory: MemoryOption = True,
+    planner: PlanningStrategyOption = "auto",
 ) -> None:
     """Plan a goal into a task graph and show it, without running it."""
     from orquestra.console import graph_tree
     from orquestra.manifest import dump_manifest, graph_to_manifest
 
-    team = _team(model, planner_model, registry, max_tasks=max_tasks, memory=None if memory else False)
+    strategy = planning_strategy(planner)
+    team = _team(
+        model, planner_model, registry, max_tasks=max_tasks, planner=strategy, memory=None if memory else False
+    )
     console.print(f"[dim]planner:[/dim] {_describe(team.model(team.settings.planning_model))}")
     result = _plan_live(team, goal)
     _show_recalled(result)

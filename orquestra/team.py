@@ -25,7 +25,7 @@ from orquestra.graph import TaskGraph
 from orquestra.loop import DynamicLoop, LoopRecord, ReplanRecord
 from orquestra.memory import DisabledMemory, Memory, Recalled, open_memory
 from orquestra.models import Model, RetryingModel, Usage, infer_model
-from orquestra.planner import PlanExample, PlannedTask, Planner, PlanResult
+from orquestra.planner import PlanExample, PlannedTask, Planner, PlanningStrategy, PlanResult
 from orquestra.recollection import examples as recall_examples
 from orquestra.recollection import run_memory
 from orquestra.reflect import ReflectionMode, Reflector
@@ -99,6 +99,8 @@ class AutoTeam:
         max_replans: replans allowed per run.
         max_concurrency: tasks running at once.
         max_tasks: the largest plan accepted.
+        planner: how the planner asks: "auto" (by model), "single" (the whole graph in one answer) or
+            "staged" (decompose, assign, link).
         timeout: seconds one task attempt may take.
         retries: task retries on transient errors (model calls have their own retries too).
         approval: which tasks wait for a person's approval beyond those the plan and the agent cards mark
@@ -124,6 +126,7 @@ class AutoTeam:
         max_replans: int = 3,
         max_concurrency: int = 4,
         max_tasks: int = 8,
+        planner: PlanningStrategy = "auto",
         timeout: float | None = None,
         retries: int = 2,
         approval: ApprovalPolicy | None = None,
@@ -147,6 +150,7 @@ class AutoTeam:
         self.max_replans = max_replans
         self.max_concurrency = max_concurrency
         self.max_tasks = max_tasks
+        self.planner = planner
         self.timeout = timeout
         self.retries = retries
         self.approval = approval if approval is not None else self.settings.approval
@@ -219,7 +223,7 @@ class AutoTeam:
             examples = recall_examples(recalled)
         emit(PlanningStarted(run_id, goal, self.settings.planning_model))
         model = MeteredModel(self.model(self.settings.planning_model), meter or self.meter())
-        planner = Planner(model, self.registry, max_tasks=self.max_tasks)
+        planner = Planner(model, self.registry, max_tasks=self.max_tasks, strategy=self.planner)
 
         def drafted(task: PlannedTask) -> None:
             emit(TaskDrafted(run_id, task.id, task.capability, task.instruction))

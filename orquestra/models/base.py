@@ -205,6 +205,7 @@ class WrapperModel(Model):
         self.price = model.price
         self.context_window = model.context_window
         self.weak = model.weak
+        self.plans_in_stages = model.plans_in_stages
 
     def describe(self) -> str:
         """What the wrapped model says about itself."""
