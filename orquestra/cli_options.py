@@ -42,4 +42,4 @@ def planning_strategy(value: str) -> PlanningStrategy:
     """The `--planner` value, checked; a `UserError` naming the choices otherwise."""
     if value not in STRATEGIES:
         raise UserError(f"--planner: unknown strategy '{value}' (choose {', '.join(STRATEGIES)})")
-    return cast(PlanningStrategy, value)
+    return cast("PlanningStrategy", value)
