@@ -228,7 +228,7 @@ class Planner:
         # Imported here: the one-call path, which most hosted models take, never needs it.
         from orquestra.staged_planning import DecompositionExample, StagedPlanner, steps_of_plan
 
-        stages = StagedPlanner(self.model, self.catalogue(), max_tasks=self.max_tasks)
+        stages = StagedPlanner(self.model, self.catalogue(), max_tasks=self.max_tasks, embed=_embedder())
         shown = [DecompositionExample(ex.goal, steps) for ex in examples if (steps := steps_of_plan(ex.plan))]
         try:
             graph = await stages.plan(goal, shown)
@@ -284,6 +284,18 @@ class _DraftWatcher:
             if task.id not in self.reported:
                 self.reported.add(task.id)
                 self.drafted(task)
+
+
+def _embedder() -> Callable[[Sequence[str]], Any] | None:
+    """The local sentence embedder, or None where its packages are missing (planning works without it)."""
+    from orquestra.embeddings import LocalEmbedder, check_installed
+    from orquestra.exceptions import ModelConfigError
+
+    try:
+        check_installed()
+    except ModelConfigError:
+        return None
+    return LocalEmbedder().embed
 
 
 def _tasks_of(raw: str | None) -> tuple[list[Any] | None, bool]:

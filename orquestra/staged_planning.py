@@ -17,13 +17,16 @@ one-call plan, and a step cut off at the token limit is dropped, not an error.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, ClassVar, Literal
 
+import numpy as np
 import pydantic_core
+from numpy.typing import NDArray
 from pydantic import BaseModel, Field, create_model
 
 from orquestra.exceptions import GraphError, InvalidOutput
@@ -31,6 +34,10 @@ from orquestra.graph import Task, TaskGraph
 from orquestra.models import Message, Model, Usage
 from orquestra.prompts import render
 
+Embed = Callable[[Sequence[str]], NDArray[np.float32]]
+"""Texts in, unit vectors out (`orquestra.embeddings.LocalEmbedder.embed`)."""
+SHORTLIST = 3
+"""Capabilities a step may choose from when an embedder ranks them: few enough for a small model to weigh."""
 MAX_STEP_CHARS = 200
 """A step is one sentence: a longer one is the model pasting the goal."""
 
@@ -83,10 +90,20 @@ class StagedPlanner:
 
     """
 
-    def __init__(self, model: Model, catalogue: Mapping[str, str], *, max_tasks: int) -> None:
+    def __init__(
+        self,
+        model: Model,
+        catalogue: Mapping[str, str],
+        *,
+        max_tasks: int,
+        shortlist: int = SHORTLIST,
+        embed: Embed | None = None,
+    ) -> None:
         self.model = model
         self.catalogue = dict(catalogue)
         self.max_tasks = max_tasks
+        self.shortlist = shortlist
+        self.embed = embed
         self.usage = Usage()
         self.notes: list[str] = []
         """What was dropped or chosen without the model (a step cut off, an assignment defaulted)."""
@@ -124,25 +141,49 @@ class StagedPlanner:
         return steps[: self.max_tasks]
 
     async def assign(self, goal: str, steps: list[Step]) -> list[Step]:
-        """Each step with one capability of the catalogue."""
+        """Each step with one capability of the catalogue.
+
+        With an embedder, each step may only choose among the `shortlist` capabilities whose descriptions
+        are nearest to it (with a shortlist of one, the nearest is taken and the model is not asked).
+        """
         names = sorted(self.catalogue)
         if len(names) == 1:  # nothing to choose
             return [replace(step, capability=names[0]) for step in steps]
-        choice: Any = Literal[tuple(names)]
+        candidates = await self._candidates(steps, names)
+        if all(len(options) == 1 for options in candidates.values()):
+            return [replace(step, capability=candidates[step.id][0]) for step in steps]
         fields: dict[str, Any] = {
-            step.id: (choice, Field(description=f"The capability for: {step.instruction}")) for step in steps
+            step.id: (
+                Literal[tuple(candidates[step.id])],
+                Field(description=f"The capability for: {step.instruction}"),
+            )
+            for step in steps
         }
         output_type = create_model("Capabilities", __base__=_Answer, **fields)
-        system = render("planner/staged/assign.j2", capabilities=self.catalogue)
+        shown = {name: self.catalogue[name] for name in names if any(name in c for c in candidates.values())}
+        system = render("planner/staged/assign.j2", capabilities=shown)
         data = await self._ask(system, _steps_text(goal, steps), output_type, stage="assign")
         assigned: list[Step] = []
         for step in steps:
             capability = data.get(step.id)
-            if capability not in self.catalogue:
-                capability = names[0]
-                self.notes.append(f"step '{step.id}': no capability chosen; gave it '{capability}'")
+            if capability not in candidates[step.id]:
+                capability = candidates[step.id][0]
+                self.notes.append(f"step '{step.id}': no capability chosen; gave it the nearest, '{capability}'")
             assigned.append(replace(step, capability=capability))
         return assigned
+
+    async def _candidates(self, steps: Sequence[Step], names: Sequence[str]) -> dict[str, list[str]]:
+        """The capabilities each step may choose from, nearest first: all of them without an embedder."""
+        if self.embed is None or self.shortlist < 1 or self.shortlist >= len(names):
+            return {step.id: list(names) for step in steps}
+        embed = self.embed
+        texts = [f"{name}: {self.catalogue[name]}" for name in names]
+        vectors = await asyncio.to_thread(lambda: embed([*texts, *(step.instruction for step in steps)]))
+        scores = np.asarray(vectors[len(names) :]) @ np.asarray(vectors[: len(names)]).T  # unit vectors: cosines
+        return {
+            step.id: [names[index] for index in np.argsort(-row, kind="stable")[: self.shortlist]]
+            for step, row in zip(steps, scores, strict=True)
+        }
 
     async def link(self, goal: str, steps: list[Step]) -> list[Step]:
         """Each step with the earlier steps whose results it uses."""

@@ -43,6 +43,7 @@ def test_definitions_cover_every_reported_metric():
     assert set(METRIC_DEFINITIONS) == {
         "validity",
         "hallucination_rate",
+        "multi_task_plans",
         "node_f1",
         "edge_f1",
         "normalized_edit_distance",

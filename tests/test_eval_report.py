@@ -50,6 +50,19 @@ def test_summary_pools_counts_and_breaks_down_by_shape_and_size():
     assert low <= summary["node_f1"]["pooled"]["estimate"] <= high
 
 
+def test_multi_task_plans_count_only_cases_whose_gold_has_several_tasks():
+    results = [
+        result("one-for-one", tp=1, size=1),  # not counted: its gold has one task
+        result("one-for-two", tp=1, fn=1, size=2),
+        result("two-for-three", tp=2, fn=1, size=3),
+        result("invalid-three", tp=2, fn=1, size=3, valid=False),
+    ]
+    assert summarise(results, free_text=False)["multi_task_plans"]["estimate"] == pytest.approx(1 / 3)
+    assert "multi-task plans on multi-task gold" in markdown(
+        build_report(results, suite="s", model="m", free_text=False)
+    )
+
+
 def test_an_empty_planner_summary_has_no_numbers_rather_than_nan():
     summary = summarise([], free_text=True)
     assert summary["cases"] == 0 and summary["f1_chain"]["estimate"] is None

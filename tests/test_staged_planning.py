@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from orquestra import Registry
@@ -123,3 +124,41 @@ async def test_auto_plans_in_stages_only_for_models_that_prefer_it():
     staged = Planner(model, REGISTRY)
     assert staged.staged and len((await staged.plan(GOAL)).graph) == 3
     assert not Planner(model, REGISTRY, strategy="single").staged
+
+
+def fake_embed(texts):
+    """A vector per text: one axis per topic word, so a step is nearest the capability sharing its word."""
+    topics = ["opening", "add", "note", "weather", "music"]
+    rows = []
+    for text in texts:
+        row = np.array([1.0 if topic in text.casefold() else 0.0 for topic in topics]) + 0.01
+        rows.append(row / np.linalg.norm(row))
+    return np.array(rows, dtype=np.float32)
+
+
+CATALOGUE = {
+    "lookup": "Finds opening hours.",
+    "sums": "Can add numbers.",
+    "prose": "Writes a note.",
+    "forecast": "Tells the weather.",
+    "playlist": "Picks music.",
+}
+
+
+async def test_a_shortlist_of_one_assigns_the_nearest_capability_without_asking():
+    model = ScriptedModel(responses=[STEPS, LINKED])
+    stages = StagedPlanner(model, CATALOGUE, max_tasks=5, shortlist=1, embed=fake_embed)
+    graph = await stages.plan(GOAL)
+    assert [task.capability for task in graph.tasks] == ["lookup", "sums", "prose"]
+    assert len(model.calls) == 2  # decompose and link: the assignment needed no call
+
+
+async def test_a_shortlist_limits_each_steps_choice_to_its_nearest_capabilities():
+    answer = {"find_opening_hours": "playlist", "add_up_hours": "sums", "write_short_note": "prose"}
+    model = ScriptedModel(responses=[STEPS, answer, LINKED])
+    stages = StagedPlanner(model, CATALOGUE, max_tasks=5, shortlist=2, embed=fake_embed)
+    graph = await stages.plan(GOAL)
+    # 'playlist' is not among the first step's two nearest: the answer is refused and the nearest given.
+    assert graph["find_opening_hours"].capability == "lookup"
+    assert [task.capability for task in graph.tasks][1:] == ["sums", "prose"]
+    assert "Picks music." not in model.calls[1][0].content  # capabilities nobody may choose are not shown

@@ -32,6 +32,10 @@ METRIC_DEFINITIONS: dict[str, str] = {
         "Of all predicted tasks, the share whose capability is not in the case's catalogue (a hallucinated tool); "
         "pooled over cases, i.e. hallucinated tasks divided by predicted tasks."
     ),
+    "multi_task_plans": (
+        "Of the cases whose gold graph has two or more tasks, the share whose plan is valid and has two or more "
+        "tasks: whether the planner decomposes at all, before any label is compared."
+    ),
     "node_f1": (
         "TaskBench n-F1. Per case, the SET of node labels (tool names) of the prediction is compared with the gold "
         "set, so a tool used twice counts once: TP = labels in both, FP = predicted only, FN = gold only. "

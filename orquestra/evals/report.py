@@ -64,6 +64,11 @@ def _scores(results: Sequence[CaseResult], *, free_text: bool, rounds: int = 200
     scores: dict[str, Any] = {
         "validity": _interval(bootstrap_rate([r.validity.valid for r in results], rounds=rounds)),
         "hallucination_rate": None if free_text else (unknown / predicted_tasks if predicted_tasks else 0.0),
+        "multi_task_plans": _interval(
+            bootstrap_rate(
+                [r.validity.valid and r.validity.tasks >= 2 for r in results if r.gold_size >= 2], rounds=rounds
+            )
+        ),
     }
     if not free_text:  # exact label equality says nothing about free-text steps; f1_chain/f1_graph do instead
         scores |= {
@@ -184,6 +189,7 @@ def score_rows(report: Mapping[str, Any]) -> tuple[Row, list[Row]]:
         ("cases", lambda s: s["cases"]),
         ("errored cases", lambda s: s["errors"]),
         ("validity rate", lambda s: s["validity"]),
+        ("multi-task plans on multi-task gold", lambda s: s.get("multi_task_plans")),
     ]
     if report["free_text"]:
         rows += [
