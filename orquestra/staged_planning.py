@@ -104,6 +104,7 @@ class StagedPlanner:
         self.max_tasks = max_tasks
         self.shortlist = shortlist
         self.embed = embed
+        self.system = render("planner/staged/system.j2", capabilities=_first_sentences(self.catalogue))
         self.usage = Usage()
         self.notes: list[str] = []
         """What was dropped or chosen without the model (a step cut off, an assignment defaulted)."""
@@ -124,9 +125,9 @@ class StagedPlanner:
     async def decompose(self, goal: str, examples: Sequence[DecompositionExample] = ()) -> list[str]:
         """The goal's steps, in order: at least one, at most `max_tasks`."""
         shown = list(examples) or [GENERIC_EXAMPLE]
-        system = render(
+        prompt = render(
             "planner/staged/decompose.j2",
-            capabilities=_first_sentences(self.catalogue),
+            goal=goal,
             max_tasks=self.max_tasks,
             examples=[{"goal": example.goal, "steps": json.dumps({"steps": list(example.steps)})} for example in shown],
         )
@@ -134,7 +135,7 @@ class StagedPlanner:
         output_type = create_model(
             "Steps", __base__=Steps, steps=(list[sentence], Field(min_length=1, max_length=self.max_tasks))
         )
-        data = await self._ask(system, f"Goal: {goal}", output_type, stage="decompose")
+        data = await self._ask(prompt, output_type, stage="decompose")
         steps = [step.strip() for step in data.get("steps", []) if isinstance(step, str) and step.strip()]
         if not steps:
             raise GraphError("the planner wrote no steps")
@@ -160,9 +161,8 @@ class StagedPlanner:
             for step in steps
         }
         output_type = create_model("Capabilities", __base__=_Answer, **fields)
-        shown = {name: self.catalogue[name] for name in names if any(name in c for c in candidates.values())}
-        system = render("planner/staged/assign.j2", capabilities=shown)
-        data = await self._ask(system, _steps_text(goal, steps), output_type, stage="assign")
+        prompt = render("planner/staged/assign.j2", goal=goal, steps=steps)
+        data = await self._ask(prompt, output_type, stage="assign")
         assigned: list[Step] = []
         for step in steps:
             capability = data.get(step.id)
@@ -197,9 +197,8 @@ class StagedPlanner:
                 Field(max_length=index, description=f"Earlier steps whose results '{step.id}' uses."),
             )
         output_type = create_model("Inputs", __base__=_Answer, **fields)
-        system = render("planner/staged/link.j2")
-        lines = _steps_text(goal, steps, with_capability=True)
-        data = await self._ask(system, lines, output_type, stage="link")
+        prompt = render("planner/staged/link.j2", goal=goal, steps=steps)
+        data = await self._ask(prompt, output_type, stage="link")
         linked = [steps[0]]
         for index, step in enumerate(steps[1:], start=1):
             allowed = {other.id for other in steps[:index]}
@@ -208,9 +207,12 @@ class StagedPlanner:
             linked.append(replace(step, depends_on=tuple(dict.fromkeys(inputs))))
         return linked
 
-    async def _ask(self, system: str, user: str, output_type: type[BaseModel], *, stage: str) -> dict[str, Any]:
-        """The stage's answer as data; an answer cut off at the token limit is read as far as it is whole."""
-        messages = [Message("system", system), Message("user", user)]
+    async def _ask(self, prompt: str, output_type: type[BaseModel], *, stage: str) -> dict[str, Any]:
+        """The stage's answer as data; an answer cut off at the token limit is read as far as it is whole.
+
+        Every stage has the same system message (the catalogue), so a local model evaluates it once.
+        """
+        messages = [Message("system", self.system), Message("user", prompt)]
         try:
             answer, usage = await self.model.structured(messages, output_type, max_retries=0)
         except InvalidOutput as error:
@@ -268,19 +270,11 @@ def _with_ids(sentences: Sequence[str]) -> list[Step]:
     return steps
 
 
-def _steps_text(goal: str, steps: Sequence[Step], *, with_capability: bool = False) -> str:
-    lines = [f"Goal: {goal}", "", "Steps:"]
-    for step in steps:
-        suffix = f" [{step.capability}]" if with_capability else ""
-        lines.append(f"- {step.id}: {step.instruction}{suffix}")
-    return "\n".join(lines)
-
-
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
 def _first_sentences(catalogue: Mapping[str, str]) -> dict[str, str]:
-    """Each description cut to its first sentence: the decomposition needs what a capability is, not how."""
+    """Each description cut to its first sentence: the planner needs what a capability is, not how."""
     return {name: _SENTENCE_END.split(description.strip(), maxsplit=1)[0] for name, description in catalogue.items()}
 
 

@@ -148,8 +148,10 @@ class LocalModel(Model):
             schema = _tool_schema(tools, required=required)
         elif output_schema is not None:
             # The grammar enforces the shape but shows the model nothing: without the schema (and its field
-            # descriptions) in the prompt, the 0.5B model answers with the emptiest JSON that fits.
-            chat = _with_system(chat, f"Reply with a JSON object matching this JSON schema: {_compact(output_schema)}")
+            # descriptions) in the prompt, the 0.5B model answers with the emptiest JSON that fits. It goes
+            # last, so that calls with the same system prompt and different schemas (the planner's stages)
+            # share a prefix, which llama.cpp then does not evaluate again.
+            chat = _with_last(chat, f"Reply with a JSON object matching this JSON schema: {_compact(output_schema)}")
         grammar = _grammar(schema) if schema is not None else None
         options: dict[str, Any] = {
             "max_tokens": self.max_tokens,
@@ -419,6 +421,13 @@ def _chatml(messages: Sequence[Message]) -> list[dict[str, Any]]:
         else:
             chat.append({"role": message.role, "content": message.content})
     return chat
+
+
+def _with_last(chat: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """`chat` with `text` added to its last message (or as a user message when that is the model's)."""
+    if chat and chat[-1]["role"] != "assistant":
+        return [*chat[:-1], {**chat[-1], "content": f"{chat[-1]['content']}\n\n{text}"}]
+    return [*chat, {"role": "user", "content": text}]
 
 
 def _with_system(chat: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
