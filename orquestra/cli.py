@@ -236,6 +236,7 @@ def run(
         console.print(graph_tree(graph, title=f"plan: {len(graph)} tasks"))
         for repair in plan.repairs:
             console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
+        _show_notes(plan)
     try:
         result = asyncio.run(_run_live(team, graph, goal, plan, meter))
     except KeyboardInterrupt:  # before the run's own handler is in place: nothing had started
@@ -281,6 +282,7 @@ def plan(
     console.print(graph_tree(result.graph, title=f"plan: {len(result.graph)} tasks"))
     for repair in result.repairs:
         console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
+    _show_notes(result)
     usage = result.usage
     console.print(
         f"[dim]model calls: {usage.requests}, tokens: {usage.input_tokens} in / {usage.output_tokens} out[/dim]"
@@ -341,6 +343,12 @@ def _budget(max_tokens: int | None, max_cost: float | None, max_seconds: float |
 def _show_recalled(plan: PlanResult) -> None:
     for goal in plan.recalled:
         console.print(Text.assemble(("recalled: ", "dim"), goal))
+
+
+def _show_notes(plan: PlanResult) -> None:
+    """What the planner left out of its prompt to fit the model's context (a catalogue cut to the goal)."""
+    for note in plan.notes:
+        console.print(Text.assemble(("note: ", "dim"), note))
 
 
 def _describe(model: Model) -> str:

@@ -1,5 +1,10 @@
 """The planner: a goal and the registry's capabilities in, a validated `TaskGraph` out, through instructor.
 
+The prompt always fits the model's context window with room for the answer: a catalogue too large is cut to
+the capabilities most relevant to the goal (`orquestra.catalogue`), and the plan carries a note saying so.
+Without past runs to show as worked examples, examples made from the catalogue itself show the answer's
+shape (`orquestra.plan_examples`).
+
 The model answers with a `Plan` whose validator runs the graph's own checks, so instructor sends any error
 back to the model for another try. When the tries run out, a deterministic repair fixes what small models
 get wrong (cycles, self and forward edges, unknown capabilities, duplicate ids); when even that fails,
@@ -8,8 +13,9 @@ get wrong (cycles, self and forward edges, unknown capabilities, duplicate ids);
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
@@ -17,13 +23,18 @@ from typing import Annotated, Any, ClassVar, Literal
 import pydantic_core
 from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
+from orquestra.catalogue import CatalogueView, Embed, fit_catalogue, in_goal_order, rank
 from orquestra.exceptions import GraphError, InvalidOutput, UserError
 from orquestra.graph import Task, TaskGraph
 from orquestra.models import Message, Model, Usage
 from orquestra.models.progress import watching
+from orquestra.plan_examples import BUILTIN_CAPABILITIES, EXAMPLE_TASKS, default_examples
+from orquestra.plan_examples import BUILTIN_EXAMPLE as BUILTIN_EXAMPLE
+from orquestra.plan_examples import PlanExample as PlanExample
 from orquestra.prompts import render
 from orquestra.registry import Registry
 from orquestra.repair import repair_plan
+from orquestra.trimming import CHARS_PER_TOKEN, shorten
 
 DEFAULT_MAX_TASKS = 8
 PlanningStrategy = Literal["auto", "single", "staged"]
@@ -31,20 +42,14 @@ PlanningStrategy = Literal["auto", "single", "staged"]
 STRATEGIES: tuple[str, ...] = ("auto", "single", "staged")
 ID_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 """Planned task ids: short snake_case (a grammar for the embedded model, so it cannot write prose there)."""
+ANSWER_ROOM = 1024
+"""Tokens left for the plan when the model sets no answer limit of its own (`Model.max_tokens`)."""
+PROMPT_MARGIN = 32
+"""Tokens kept free besides, for what a count may miss (a chat template's extras)."""
 
 
 class PlanningError(UserError):
     """The planner could not produce a valid graph, even after re-asking and repair."""
-
-
-@dataclass(frozen=True)
-class PlanExample:
-    """A worked example for the planner: a goal, the plan that served it, and lessons learned."""
-
-    goal: str
-    plan: str
-    """The plan as JSON, in the shape the planner answers with."""
-    lessons: str = ""
 
 
 @dataclass
@@ -57,6 +62,27 @@ class PlanResult:
     """What the deterministic repair changed; empty when the model's plan was valid as given."""
     recalled: list[str] = field(default_factory=list)
     """Goals of the past runs recalled from memory as worked examples."""
+    notes: list[str] = field(default_factory=list)
+    """What was left out of the prompt to fit the planner's context (capabilities, examples); empty if nothing."""
+
+
+@dataclass(frozen=True)
+class PlannerPrompt:
+    """What the planner sends: the messages, the answer type (its schema names the capabilities shown)."""
+
+    messages: list[Message]
+    output_type: type[Plan]
+    view: CatalogueView
+    """The part of the catalogue the prompt shows."""
+    notes: list[str] = field(default_factory=list)
+    """What was left out to fit the model's context, in words for the user."""
+    examples: list[PlanExample] = field(default_factory=list)
+    """The worked examples the prompt shows (recalled runs, or examples made from the catalogue shown)."""
+
+    @property
+    def catalogue(self) -> dict[str, str]:
+        """The capabilities shown, with their descriptions."""
+        return self.view.shown
 
 
 class PlannedTask(BaseModel):
@@ -111,41 +137,6 @@ def plan_model(capabilities: Sequence[str], max_tasks: int) -> type[Plan]:
     )
 
 
-BUILTIN_EXAMPLE = PlanExample(
-    goal="Compare the populations of France and Spain and write a short note about the difference.",
-    plan=json.dumps(
-        {
-            "tasks": [
-                {
-                    "id": "france",
-                    "instruction": "Find the population of France.",
-                    "capability": "research",
-                    "depends_on": [],
-                },
-                {
-                    "id": "spain",
-                    "instruction": "Find the population of Spain.",
-                    "capability": "research",
-                    "depends_on": [],
-                },
-                {
-                    "id": "difference",
-                    "instruction": "Compute the difference between the two populations.",
-                    "capability": "math",
-                    "depends_on": ["france", "spain"],
-                },
-                {
-                    "id": "note",
-                    "instruction": "Write a short note about the difference.",
-                    "capability": "writing",
-                    "depends_on": ["difference"],
-                },
-            ]
-        }
-    ),
-)
-
-
 class Planner:
     """Plans goals for a registry with a model.
 
@@ -156,6 +147,8 @@ class Planner:
         retries: how many times a validation error goes back to the model before repair.
         strategy: "single" asks for the whole graph in one call, "staged" in three small ones (decompose,
             assign, link), "auto" chooses by model (`Model.plans_in_stages`).
+        embed: sentence embeddings that rank capabilities by relevance to the goal when the catalogue does not
+            fit the model's context (the local MiniLM model by default; see `orquestra.catalogue`).
 
     """
 
@@ -167,11 +160,13 @@ class Planner:
         max_tasks: int = DEFAULT_MAX_TASKS,
         retries: int = 1,
         strategy: PlanningStrategy = "auto",
+        embed: Embed | None = None,
     ):
         self.model = model
         self.registry = registry
         self.max_tasks = max_tasks
         self.retries = retries
+        self.embed = embed
         self.strategy = strategy
 
     @property
@@ -186,14 +181,92 @@ class Planner:
             for capability in sorted(self.registry.capabilities())
         }
 
-    def messages(self, goal: str, examples: Sequence[PlanExample] = ()) -> list[Message]:
-        """The planner's prompt: the catalogue and rules, worked examples, then the goal."""
-        capabilities = self.registry.capabilities()
-        shown = list(examples)
-        if not shown and {"research", "math", "writing"} <= capabilities:
-            shown = [BUILTIN_EXAMPLE]
-        system = render("planner/system.j2", capabilities=self.catalogue(), max_tasks=self.max_tasks)
-        return [Message("system", system), Message("user", render("planner/goal.j2", goal=goal, examples=shown))]
+    def messages(
+        self,
+        goal: str,
+        examples: Sequence[PlanExample] | None = (),
+        *,
+        catalogue: Mapping[str, str] | None = None,
+        ranked: Sequence[str] = (),
+    ) -> list[Message]:
+        """The planner's prompt: the catalogue and rules, worked examples, then the goal.
+
+        `catalogue` is the part of the catalogue to show (all of it by default). Without `examples` (recalled
+        runs), the prompt has worked examples made from the catalogue shown, on the first capabilities of
+        `ranked` where given (`orquestra.plan_examples.default_examples`); `examples=None` shows none at all.
+        """
+        shown = self.catalogue() if catalogue is None else dict(catalogue)
+        worked = [] if examples is None else list(examples) or default_examples(self._descriptions(shown), ranked)
+        system = render("planner/system.j2", capabilities=shown, max_tasks=self.max_tasks)
+        return [Message("system", system), Message("user", render("planner/goal.j2", goal=goal, examples=worked))]
+
+    async def prompt(self, goal: str, examples: Sequence[PlanExample] = ()) -> PlannerPrompt:
+        """The messages and answer type for `goal`, made to fit the model's context window with room to answer.
+
+        A catalogue too large is cut to the capabilities most relevant to the goal (`orquestra.catalogue`),
+        and the answer's schema names only those. When not even one capability fits, the worked examples go,
+        then the goal is shortened. The prompt is measured with `Model.count_tokens`, schema included.
+        Derived examples (no recalled ones, a catalogue without the built-in example's capabilities) use the
+        capabilities most relevant to the goal, in the order the goal's clauses name them.
+        """
+        budget = self.model.context_window - (self.model.max_tokens or ANSWER_ROOM) - PROMPT_MARGIN
+        full = self.catalogue()
+        ranking: list[str] = []
+
+        async def ranked() -> list[str]:
+            if not ranking:
+                ranking.extend(await asyncio.to_thread(rank, goal, full, self._embedder()))
+            return ranking
+
+        async def fitted(goal: str, examples: Sequence[PlanExample] | None) -> tuple[CatalogueView, list[Message]]:
+            async def fits(shown: Mapping[str, str]) -> bool:
+                messages = self.messages(goal, examples, catalogue=shown, ranked=ranking)
+                schema = plan_model(list(shown), self.max_tasks).model_json_schema()
+                return await self.model.count_tokens(messages, output_schema=schema) <= budget
+
+            view = await fit_catalogue(full, fits, ranked)
+            return view, self.messages(goal, examples, catalogue=view.shown, ranked=ranking)
+
+        if not examples and not BUILTIN_CAPABILITIES <= full.keys():
+            # The derived examples use the capabilities most relevant to the goal, in the goal's order.
+            top = (await ranked())[:EXAMPLE_TASKS]
+            ranking[: len(top)] = await asyncio.to_thread(in_goal_order, goal, top, full, self.embed)
+        notes: list[str] = []
+        view, messages = await fitted(goal, examples)
+        worked: Sequence[PlanExample] | None = examples
+        if not view.shown:
+            notes.append("the worked examples were left out to fit the planner's context")
+            worked = None
+            view, messages = await fitted(goal, None)
+        cut = goal
+        while not view.shown and len(cut) > 200:
+            cut = shorten(goal, int(min(len(cut) * 0.7, budget * CHARS_PER_TOKEN * 0.7)))
+            view, messages = await fitted(cut, None)
+        if not view.shown:
+            raise PlanningError(
+                f"the planner's prompt does not fit {self.model.name}'s context window of "
+                f"{self.model.context_window} tokens, even with one capability and no examples"
+            )
+        if cut != goal:
+            notes.append(f"the goal was shortened from {len(goal)} to about {len(cut)} characters to fit")
+        note = view.note()
+        notes = [note, *notes] if note else notes
+        shown = [] if worked is None else list(worked) or default_examples(self._descriptions(view.shown), ranking)
+        return PlannerPrompt(messages, plan_model(list(view.shown), self.max_tasks), view, notes, shown)
+
+    def _descriptions(self, capabilities: Iterable[str]) -> dict[str, str]:
+        """Each capability with what the first agent offering it does (the catalogue also names the agents)."""
+        return {
+            capability: agents[0].description if (agents := self.registry.agents_for(capability)) else capability
+            for capability in capabilities
+        }
+
+    def _embedder(self) -> Embed | None:
+        if self.embed is None:
+            from orquestra.embeddings import LocalEmbedder  # here: onnxruntime loads only for large catalogues
+
+            self.embed = LocalEmbedder().embed
+        return self.embed
 
     async def plan(
         self, goal: str, examples: Sequence[PlanExample] = (), *, drafted: Callable[[PlannedTask], None] | None = None
@@ -205,22 +278,22 @@ class Planner:
         """
         if not goal.strip():
             raise PlanningError("the goal is empty")
-        capabilities = sorted(self.registry.capabilities())
-        if not capabilities:
+        if not self.registry.capabilities():
             raise PlanningError("the registry has no agents, so there is nothing to plan with")
         if self.staged:
             return await self._plan_in_stages(goal, examples, drafted)
-        output_type = plan_model(capabilities, self.max_tasks)
+        prompt = await self.prompt(goal, examples)
         retries = 0 if self.model.weak else self.retries
         watch: AbstractContextManager[None] = watching(_DraftWatcher(drafted)) if drafted else nullcontext()
         try:
             with watch:
-                plan, usage = await self.model.structured(
-                    self.messages(goal, examples), output_type, max_retries=retries
-                )
+                plan, usage = await self.model.structured(prompt.messages, prompt.output_type, max_retries=retries)
         except InvalidOutput as error:
-            return self._repair(error)
-        return PlanResult(to_graph(plan), usage)
+            result = self._repair(error)
+        else:
+            result = PlanResult(to_graph(plan), usage)
+        result.notes = prompt.notes
+        return result
 
     async def _plan_in_stages(
         self, goal: str, examples: Sequence[PlanExample], drafted: Callable[[PlannedTask], None] | None
@@ -228,8 +301,10 @@ class Planner:
         # Imported here: the one-call path, which most hosted models take, never needs it.
         from orquestra.staged_planning import DecompositionExample, StagedPlanner, steps_of_plan
 
-        stages = StagedPlanner(self.model, self.catalogue(), max_tasks=self.max_tasks, embed=_embedder())
-        shown = [DecompositionExample(ex.goal, steps) for ex in examples if (steps := steps_of_plan(ex.plan))]
+        # The one-call prompt is the larger: the part of the catalogue that fits it fits every stage.
+        prompt = await self.prompt(goal, examples)
+        stages = StagedPlanner(self.model, prompt.catalogue, max_tasks=self.max_tasks, embed=self._embedder())
+        shown = [DecompositionExample(ex.goal, steps) for ex in prompt.examples if (steps := steps_of_plan(ex.plan))]
         try:
             graph = await stages.plan(goal, shown)
         except GraphError as error:
@@ -237,7 +312,7 @@ class Planner:
         if drafted is not None:
             for task in graph.tasks:
                 drafted(PlannedTask(**task.model_dump(include={"id", "instruction", "capability", "depends_on"})))
-        return PlanResult(graph, stages.usage, stages.notes)
+        return PlanResult(graph, stages.usage, stages.notes, notes=prompt.notes)
 
     def _repair(self, error: InvalidOutput) -> PlanResult:
         usage = error.usage if isinstance(error.usage, Usage) else Usage()
@@ -284,18 +359,6 @@ class _DraftWatcher:
             if task.id not in self.reported:
                 self.reported.add(task.id)
                 self.drafted(task)
-
-
-def _embedder() -> Callable[[Sequence[str]], Any] | None:
-    """The local sentence embedder, or None where its packages are missing (planning works without it)."""
-    from orquestra.embeddings import LocalEmbedder, check_installed
-    from orquestra.exceptions import ModelConfigError
-
-    try:
-        check_installed()
-    except ModelConfigError:
-        return None
-    return LocalEmbedder().embed
 
 
 def _tasks_of(raw: str | None) -> tuple[list[Any] | None, bool]:

@@ -352,6 +352,8 @@ class Repl:
         console.print(graph_tree(plan.graph, title=f"plan: {len(plan.graph)} tasks"))
         for repair in plan.repairs:
             console.print(Text.assemble(("repaired: ", "yellow"), repair))
+        for note in plan.notes:
+            console.print(Text.assemble(("note: ", "dim"), note))
 
     async def _edit(self) -> None:
         """Open the plan as YAML in $EDITOR and take it back, checked."""

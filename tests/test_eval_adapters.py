@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orquestra.evals.adapters import load_own, load_taskbench, load_worfbench
+from orquestra.evals.adapters import load_own, load_taskbench, load_tool_catalogue, load_worfbench
 from orquestra.evals.cases import LabelledGraph
 from orquestra.evals.suite import load_suite
 from orquestra.exceptions import UserError
@@ -138,3 +138,46 @@ def test_suite_errors_name_the_file_and_field(tmp_path, content, fragment):
     with pytest.raises(UserError) as error:
         load_suite(path).cases()
     assert str(path) in error.value.message and fragment in error.value.message
+
+
+def test_tool_catalogues_read_taskbench_folders_and_worfbench_tool_lists(tmp_path):
+    taskbench = load_tool_catalogue(TASKBENCH)
+    assert "Object Detection" in taskbench
+    tools = load_tool_catalogue(FIXTURES / "worfbench" / "mini.jsonl")
+    assert tools and "Finish" not in tools
+    assert all(isinstance(name, str) and description for name, description in tools.items())
+    lines = (FIXTURES / "worfbench" / "mini.jsonl").read_text().splitlines()
+    (tmp_path / "alfworld.jsonl").write_text("\n".join(line for line in lines if "alfworld_" in line) + "\n")
+    with pytest.raises(UserError, match="no tool lists"):
+        load_tool_catalogue(tmp_path / "alfworld.jsonl")
+    with pytest.raises(UserError, match="tool catalogue not found"):
+        load_tool_catalogue(tmp_path / "missing.jsonl")
+
+
+def test_a_merged_suite_plans_every_case_against_the_union_of_catalogues(tmp_path):
+    tools = load_tool_catalogue(FIXTURES / "worfbench" / "mini.jsonl")
+    own = load_tool_catalogue(TASKBENCH)
+    suite = tmp_path / "merged.yaml"
+    suite.write_text(
+        "name: merged\nadapter: taskbench\ndata: data/taskbench\nfiles: [huggingface]\n"
+        f"extra_catalogues: [data/taskbench/huggingface, {FIXTURES / 'worfbench' / 'mini.jsonl'}]\n"
+        f"catalogue_size: {len(own) + len(tools) - 1}\n"
+    )
+    cases = load_suite(suite, FIXTURES / "data").cases()
+    assert len(cases) == 7 and cases[0].id.startswith("huggingface/")
+    for case in cases:
+        assert len(case.catalogue) == len(own) + len(tools) - 1  # cut at catalogue_size
+        assert set(case.gold.labels) <= set(case.catalogue) and set(own) <= set(case.catalogue)
+    # The shipped merged suite passes 250 tools with the development data (when it is there).
+    shipped = Path(__file__).parent.parent / "evals" / "planning" / "taskbench-merged.yaml"
+    assert load_suite(shipped).spec.catalogue_size == 260
+
+
+def test_merge_options_belong_to_taskbench_suites(tmp_path):
+    path = tmp_path / "suite.yaml"
+    path.write_text("name: x\nadapter: worfbench\ndata: d\nfiles: [a.jsonl]\nextra_catalogues: [b]\n")
+    with pytest.raises(UserError, match="belong to 'taskbench' suites"):
+        load_suite(path)
+    path.write_text("name: x\nadapter: taskbench\ndata: data/taskbench/huggingface\nextra_catalogues: [data/nowhere]\n")
+    with pytest.raises(UserError, match="field 'extra_catalogues'"):
+        load_suite(path, FIXTURES / "data").cases()

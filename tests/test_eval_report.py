@@ -122,3 +122,16 @@ def test_per_case_edge_f1_leaves_out_cases_without_gold_edges():
     summary = summarise([one_task_failure, with_edges, missed_edges], free_text=False)
     # (1 + 0) / 2: the failed one-task case has no edges to find and does not count as a perfect 1.
     assert summary["edge_f1"]["per_case"]["estimate"] == pytest.approx(0.5)
+
+
+def test_reports_count_multi_task_plans_and_show_the_prompt_notes():
+    note = "the catalogue has 260 capabilities, more than fit the planner's context; the planner saw the 40 most ..."
+    many = dataclasses.replace(RESULTS[1], validity=Validity(parsed=True, tasks=2), notes=[note])
+    summary = summarise([RESULTS[0], many, RESULTS[2]], free_text=False)
+    assert summary["multi_task_plans"]["estimate"] == pytest.approx(0.5)
+    assert summary["prompt_notes"] == {"cases": 1, "example": note}
+    report = build_report([RESULTS[0], many], suite="s", model="m", free_text=False)
+    text = markdown(report)
+    assert "| multi-task plans on multi-task gold | 0.500 [0.000, 1.000] |" in text
+    assert "| cases with a prompt fitted to the context | 1 |" in text
+    assert f"orquestra: 1 case(s) had their prompt fitted to the context, e.g. {note}" in text

@@ -111,12 +111,14 @@ async def test_prompt_carries_catalogue_rules_and_examples():
     assert user.content.rstrip().endswith("Goal: find facts, add them up, write a note")
 
 
-async def test_builtin_example_only_when_its_capabilities_exist():
+async def test_builtin_example_only_when_its_capabilities_exist_else_one_from_the_catalogue():
     _, model = await run_planner(GOOD)
     assert BUILTIN_EXAMPLE.goal in model.calls[0][1].content
-    narrow = Registry([AgentCard(name="w", description="w", capabilities=("writing",))])
-    planner = Planner(ScriptedModel(), narrow)
-    assert "Example goal" not in planner.messages("goal")[1].content
+    narrow = Registry([AgentCard(name="w", description="Writes prose.", capabilities=("writing",))])
+    user = Planner(ScriptedModel(), narrow).messages("goal")[1].content
+    assert BUILTIN_EXAMPLE.goal not in user
+    assert "Example goal: Write prose.\n" in user  # one task for a one-step goal, then a chain
+    assert "Example goal: Write prose, then write prose with the result." in user
 
 
 async def test_a_weak_model_goes_straight_to_repair_without_a_reask():

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """The embedded local model on one standard goal: time to plan, time to finish, tokens, cost, and speed.
 
-Usage: .venv/bin/python evals/perf/bench_local.py [--runs N] [--goal TEXT] [--json]
+Usage: .venv/bin/python evals/perf/bench_local.py [--model local|local:small|local:PATH] [--runs N] [--goal TEXT]
+       [--planner auto|single|staged] [--json]
 
 Each run plans the goal, runs the plan with the registry's agents and writes the answer, all on the
 embedded model, and reports wall-clock seconds per phase and the tokens counted by the model interface.
@@ -55,7 +56,7 @@ async def one_run(team: AutoTeam, goal: str) -> dict[str, Any]:
 
 async def model_speed(team: AutoTeam) -> dict[str, float]:
     """Prompt tokens per second (a long prompt, a short answer) and generation tokens per second (the reverse)."""
-    model = team.model("local")
+    model = team.model()
     await model.request([Message("user", "Say ok.")])  # load the weights outside the timing
     text = " ".join(f"Item {i} costs {i * 3} dollars and weighs {i} kilograms." for i in range(30))
     start = time.perf_counter()
@@ -78,15 +79,18 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--goal", default=STANDARD_GOAL)
+    parser.add_argument("--model", default="local")
+    parser.add_argument("--planner", default="auto", choices=("auto", "single", "staged"))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    team = AutoTeam(model="local")
+    # No memory: a recalled earlier run would change the plan, and each run must be like the first.
+    team = AutoTeam(model=args.model, planner=args.planner, memory=False)
     speed = await model_speed(team)
     runs = [await one_run(team, args.goal) for _ in range(args.runs)]
     if args.json:
         print(json.dumps({"speed": speed, "runs": runs}, indent=2))
         return
-    print(f"model: {team.model().name}; goal: {args.goal}")
+    print(f"model: {team.model().name}; planner: {args.planner}; goal: {args.goal}")
     print(
         f"speed: prompt {speed['prompt_per_s']:.0f} tok/s ({speed['prompt_tokens']:.0f} tokens), "
         f"generation {speed['generated_per_s']:.1f} tok/s ({speed['generated_tokens']:.0f} tokens)"

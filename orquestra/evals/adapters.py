@@ -7,8 +7,10 @@ Every problem with a file is a `UserError` naming the file, and the line or fiel
 
 from __future__ import annotations
 
+import ast
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,6 +69,71 @@ def load_taskbench(folder: Path) -> list[EvalCase]:
         gold = LabelledGraph(labels, tuple(edges))
         cases.append(EvalCase(str(record.id), record.user_request, gold, catalogue, shape=shape_of(gold)))
     return cases
+
+
+def merge_catalogues(
+    cases: Iterable[EvalCase], extra: Sequence[Mapping[str, str]], size: int | None = None
+) -> list[EvalCase]:
+    """`cases`, each planned against its own catalogue plus the tools of `extra`, in order, up to `size` tools.
+
+    A case keeps all of its own tools (its gold names them); extra tools are added until the catalogue has
+    `size` of them (all, without `size`), and a name already present keeps its first description.
+    """
+    merged = []
+    for case in cases:
+        catalogue = dict(case.catalogue)
+        for source in extra:
+            for name, description in source.items():
+                if size is not None and len(catalogue) >= size:
+                    break
+                catalogue.setdefault(name, description)
+        merged.append(replace(case, catalogue=catalogue))
+    return merged
+
+
+def load_tool_catalogue(path: Path) -> dict[str, str]:
+    """The tools of a catalogue source, by name with their descriptions, in the order they first appear.
+
+    A source is a TaskBench domain folder or its `tool_desc.json`, or a WorfBench function-calling subset
+    file (toolbench, toolalpaca, seal_tools), whose records list the tools each task may use in
+    `task_and_tools`; the benchmark's `Finish` pseudo-tool is left out.
+    """
+    if path.is_dir():
+        path = path / "tool_desc.json"
+    if not path.is_file():
+        raise UserError(f"{path}: tool catalogue not found (see evals/README.md for the downloads)")
+    if path.suffix == ".json":
+        return _taskbench_catalogue(path)
+    catalogue: dict[str, str] = {}
+    for where, data in _json_lines(path):
+        record = _validate(_WorfBenchRecord, data, where)
+        for tool in _tool_list(record.task_and_tools):
+            name = tool.get("name") or tool.get("api_name")
+            description = tool.get("description") or tool.get("api_description") or name
+            if isinstance(name, str) and name.strip() and name != "Finish":
+                catalogue.setdefault(name.strip(), " ".join(str(description).split()))
+    if not catalogue:
+        raise UserError(f"{path}: no tool lists found in 'task_and_tools' (is this a function-calling subset?)")
+    return catalogue
+
+
+_TOOL_LIST_MARKERS = ("api_list:", "The api list you can use:", "The tool list you can select from:")
+"""What introduces the list of tools in a WorfBench function-calling record's `task_and_tools`."""
+
+
+def _tool_list(text: str) -> list[Mapping[str, Any]]:
+    """The tools listed in a WorfBench task text (a Python literal list of dicts), or none."""
+    for marker in _TOOL_LIST_MARKERS:
+        start = text.find("[", text.find(marker)) if marker in text else -1
+        end = start
+        while start >= 0 and (end := text.find("]", end + 1)) >= 0:
+            try:
+                value = ast.literal_eval(text[start : end + 1])
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                continue  # this bracket closes a nested list: try the next one
+            if isinstance(value, list):
+                return [tool for tool in value if isinstance(tool, Mapping)]
+    return []
 
 
 def _gold_file(folder: Path) -> Path:

@@ -130,3 +130,5 @@ class CaseResult:
     cost_usd: float = 0.0
     repairs: int = 0
     predicted: list[PlannedTaskData] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the planner left out of its prompt to fit the model's context (a catalogue cut, say)."""

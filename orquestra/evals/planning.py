@@ -48,6 +48,8 @@ class PlanOutcome:
     usage: Usage = field(default_factory=Usage)
     repairs: int = 0
     error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    """What the planner left out of its prompt to fit the model's context."""
 
 
 PlanFn = Callable[[EvalCase], Awaitable[PlanOutcome]]
@@ -69,7 +71,7 @@ def orquestra_planner(model: Model, *, max_tasks: int = 12, strategy: PlanningSt
             PlannedTaskData(task.id, task.capability, task.instruction, tuple(task.depends_on))
             for task in result.graph.tasks
         ]
-        return PlanOutcome(tasks, result.usage, len(result.repairs))
+        return PlanOutcome(tasks, result.usage, len(result.repairs), notes=list(result.notes))
 
     return plan
 
@@ -131,6 +133,7 @@ def score(
         cost_usd=outcome.usage.cost,
         repairs=outcome.repairs,
         predicted=list(outcome.tasks or []),
+        notes=list(outcome.notes),
     )
 
 
@@ -256,4 +259,5 @@ def result_from_json(data: Mapping[str, Any]) -> CaseResult:
             PlannedTaskData(task["id"], task["capability"], task["instruction"], tuple(task["depends_on"]))
             for task in data.get("predicted", [])
         ],
+        notes=[str(note) for note in data.get("notes", [])],
     )

@@ -46,6 +46,8 @@ def summarise(results: Sequence[CaseResult], *, free_text: bool) -> dict[str, An
         "latency_s": sum(r.latency_s for r in results) / count,
         "repairs": sum(r.repairs for r in results) / count,
     }
+    noted = [r for r in results if r.notes]
+    summary["prompt_notes"] = {"cases": len(noted), "example": noted[0].notes[0] if noted else None}
     summary["totals"] = {
         "cost_usd": sum(r.cost_usd for r in results),
         "input_tokens": sum(r.input_tokens for r in results),
@@ -214,6 +216,7 @@ def score_rows(report: Mapping[str, Any]) -> tuple[Row, list[Row]]:
         ),
         ("latency per case (s)", lambda s: f"{s['per_case']['latency_s']:.2f}"),
         ("repairs per case", lambda s: f"{s['per_case']['repairs']:.2f}"),
+        ("cases with a prompt fitted to the context", lambda s: s.get("prompt_notes", {}).get("cases", 0)),
     ]
     return ["metric", *names], [[label, *(_fmt(get(planners[name])) for name in names)] for label, get in rows]
 
@@ -263,9 +266,22 @@ def terminal_view(report: Mapping[str, Any]) -> RenderableType:
         header, rows = anchor_rows(report)
         parts.append(_table(header, rows, f"published anchors ({report['anchors']['source']})"))
         parts.append(Text(report["anchors"]["note"], style="dim"))
+    parts += [Text(line, style="dim") for line in _prompt_note_lines(report)]
     if report["errors"]:
         parts.append(Text(f"{len(report['errors'])} case(s) errored; they are listed in the report.", style="yellow"))
     return Group(*parts)
+
+
+def _prompt_note_lines(report: Mapping[str, Any]) -> list[str]:
+    """One line per planner whose prompts had to be fitted to the model's context, with an example note."""
+    lines = []
+    for planner, summary in report["planners"].items():
+        notes = summary.get("prompt_notes") or {}
+        if notes.get("cases"):
+            lines.append(
+                f"{planner}: {notes['cases']} case(s) had their prompt fitted to the context, e.g. {notes['example']}"
+            )
+    return lines
 
 
 def _table(header: Row, rows: list[Row], title: str) -> Table:
@@ -308,6 +324,9 @@ def _sections(report: Mapping[str, Any]) -> list[tuple[str, str | tuple[Row, lis
             ("Published anchors", anchor_rows(report)),
             ("", f"{anchors['note']} Source: {anchors['source']}."),
         ]
+    notes = _prompt_note_lines(report)
+    if notes:
+        sections.append(("Prompt notes", " ".join(notes)))
     errors = [[e["planner"], e["case_id"], e["error"] or ""] for e in report["errors"]]
     sections.append(("Errored cases", (["planner", "case", "error"], errors) if errors else "None."))
     sections.append(("Metric definitions", (["metric", "definition"], [[k, v] for k, v in report["metrics"].items()])))

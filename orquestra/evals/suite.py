@@ -8,14 +8,23 @@ always resolve against the suite's folder. Errors name the suite file and the fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orquestra.datafile import read_data
-from orquestra.evals.adapters import OwnCase, OwnCases, load_own, load_taskbench, load_worfbench, own_cases
+from orquestra.evals.adapters import (
+    OwnCase,
+    OwnCases,
+    load_own,
+    load_taskbench,
+    load_tool_catalogue,
+    load_worfbench,
+    merge_catalogues,
+    own_cases,
+)
 from orquestra.evals.cases import EvalCase
 from orquestra.exceptions import UserError, describe_validation_error
 from orquestra.registry import Registry
@@ -57,7 +66,18 @@ class SuiteSpec(BaseModel):
     description: str = ""
     adapter: Literal["taskbench", "worfbench", "orquestra"]
     data: str | None = Field(default=None, description="A file or folder, relative to the suite file.")
-    files: list[str] = Field(default_factory=list, description="worfbench: the subset files inside `data`.")
+    files: list[str] = Field(
+        default_factory=list,
+        description="worfbench: the subset files inside `data`; taskbench: domain folders inside `data` (optional).",
+    )
+    extra_catalogues: list[str] = Field(
+        default_factory=list,
+        description="taskbench: tool catalogues (TaskBench domain folders, WorfBench function-calling subset "
+        "files) whose tools are added to every case's catalogue, resolved as `data` is.",
+    )
+    catalogue_size: int | None = Field(
+        default=None, ge=1, description="With extra_catalogues: add their tools until a catalogue has this many."
+    )
     capabilities: dict[str, str] = Field(default_factory=dict, description="orquestra, inline: the catalogue.")
     cases: list[OwnCase] | None = Field(default=None, description="orquestra, inline: the cases.")
     max_tasks: int = Field(default=12, ge=1, le=50, description="The largest plan the planner may write.")
@@ -72,6 +92,10 @@ class SuiteSpec(BaseModel):
             raise ValueError(f"a '{self.adapter}' suite needs 'data'")
         if self.adapter == "worfbench" and not self.files:
             raise ValueError("a 'worfbench' suite lists its subset 'files' (e.g. toolbench.jsonl)")
+        if self.adapter != "taskbench" and (self.extra_catalogues or self.catalogue_size is not None):
+            raise ValueError("'extra_catalogues' and 'catalogue_size' belong to 'taskbench' suites")
+        if self.catalogue_size is not None and not self.extra_catalogues:
+            raise ValueError("'catalogue_size' says how many tools to take from 'extra_catalogues', which is empty")
         return self
 
 
@@ -90,9 +114,11 @@ class Suite:
 
     def data_path(self) -> Path | None:
         """Where the suite's data is, by the rule in the module docstring."""
-        if self.spec.data is None:
-            return None
-        relative = PurePosixPath(self.spec.data)
+        return None if self.spec.data is None else self.resolve(self.spec.data)
+
+    def resolve(self, path: str) -> Path:
+        """A path of the suite file (its `data`, an extra catalogue) by the rule in the module docstring."""
+        relative = PurePosixPath(path)
         if relative.is_absolute():
             return Path(relative)
         if self.data_root is not None and relative.parts and relative.parts[0] == DATA_FOLDER:
@@ -107,7 +133,7 @@ class Suite:
             raise UserError(f"{self.path}: field 'data': {where} not found{hint}")
         if spec.adapter == "taskbench":
             assert where is not None  # checked by the spec
-            cases = load_taskbench(where)
+            cases = self._taskbench_cases(where)
         elif spec.adapter == "worfbench":
             assert where is not None
             cases = load_worfbench([where / name for name in spec.files])
@@ -126,6 +152,27 @@ class Suite:
             duplicate = next(case_id for case_id in ids if ids.count(case_id) > 1)
             raise UserError(f"{self.path}: case id '{duplicate}' appears twice in the suite's data")
         return cases
+
+    def _taskbench_cases(self, where: Path) -> list[EvalCase]:
+        """The cases of one domain folder, or of each of `files` (ids prefixed by the folder), with extra tools."""
+        spec = self.spec
+        if not spec.files:
+            cases = load_taskbench(where)
+        else:
+            cases = [
+                replace(case, id=f"{folder}/{case.id}")
+                for folder in spec.files
+                for case in load_taskbench(where / folder)
+            ]
+        if not spec.extra_catalogues:
+            return cases
+        extra = []
+        for source in spec.extra_catalogues:
+            path = self.resolve(source)
+            if not path.exists():
+                raise UserError(f"{self.path}: field 'extra_catalogues': {path} not found (pass --data DIR)")
+            extra.append(load_tool_catalogue(path))
+        return merge_catalogues(cases, extra, spec.catalogue_size)
 
 
 def load_suite(path: Path, data_root: Path | None = None) -> Suite:

@@ -82,6 +82,8 @@ class AnthropicModel(Model):
 
     """
 
+    max_tokens: int
+
     def __init__(
         self,
         model_name: str,

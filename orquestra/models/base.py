@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from orquestra.exceptions import InvalidOutput, describe_validation_error
+from orquestra.trimming import estimate_tokens
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletion
@@ -102,6 +103,9 @@ class Usage:
         )
 
 
+MESSAGE_OVERHEAD_TOKENS = 8
+"""Tokens a chat template adds around each message (role markers, separators), allowed for in estimates."""
+
 ToolChoice = Literal["auto", "required"]
 """Whether a request with tools may answer in text ("auto") or must call a tool ("required")."""
 
@@ -128,6 +132,8 @@ class Model(ABC):
     price: Price = FREE
     context_window: int = 32_768
     """Tokens the model can take in one request (used to trim inputs); providers refine it."""
+    max_tokens: int | None = None
+    """The most tokens one answer may have, where the provider sets such a limit (room to leave for it)."""
     weak: bool = False
     """A small model for which sending a validation error back rarely helps: the planner goes straight to
     its deterministic repair instead of re-asking."""
@@ -187,6 +193,16 @@ class Model(ABC):
             ) from error
         return plain(output_type, result), shim.usage
 
+    async def count_tokens(self, messages: Sequence[Message], *, output_schema: dict[str, Any] | None = None) -> int:
+        """The tokens of the context window that `messages` take, `output_schema` included (it may be prompted).
+
+        This default is an estimate that errs on the high side; a provider with its own tokenizer counts exactly.
+        """
+        text = "".join(message.content for message in messages)
+        if output_schema is not None:
+            text += json.dumps(output_schema, separators=(",", ":"))
+        return estimate_tokens(text) + MESSAGE_OVERHEAD_TOKENS * len(messages)
+
     def usage(self, input_tokens: int, output_tokens: int) -> Usage:
         """A priced `Usage` for one request."""
         return Usage(1, input_tokens, output_tokens, self.price.cost(input_tokens, output_tokens))
@@ -204,8 +220,13 @@ class WrapperModel(Model):
         self.name = model.name
         self.price = model.price
         self.context_window = model.context_window
+        self.max_tokens = model.max_tokens
         self.weak = model.weak
         self.plans_in_stages = model.plans_in_stages
+
+    async def count_tokens(self, messages: Sequence[Message], *, output_schema: dict[str, Any] | None = None) -> int:
+        """The wrapped model's count (its own tokenizer, where it has one)."""
+        return await self.wrapped.count_tokens(messages, output_schema=output_schema)
 
     def describe(self) -> str:
         """What the wrapped model says about itself."""

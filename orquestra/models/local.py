@@ -125,6 +125,19 @@ class LocalModel(Model):
         """Load the model now (blocking) unless this process already has; later calls return it at once."""
         return self._engine().llama
 
+    async def count_tokens(self, messages: Sequence[Message], *, output_schema: dict[str, Any] | None = None) -> int:
+        """The exact prompt length of a request for `messages` (a structured one with `output_schema`).
+
+        The text is built as `request` builds it, in the ChatML layout of Qwen's chat template, and counted with
+        the model's own tokenizer (loading the model if this process has not yet).
+        """
+        engine = await self._ready()
+        chat = _chatml(messages)
+        if output_schema is not None:
+            chat = _with_last(chat, _schema_instruction(output_schema))
+        text = "".join(f"<|im_start|>{turn['role']}\n{turn['content']}<|im_end|>\n" for turn in chat)
+        return len(engine.llama.tokenize(f"{text}<|im_start|>assistant\n".encode(), add_bos=False, special=True))
+
     async def request(
         self,
         messages: Sequence[Message],
@@ -151,7 +164,7 @@ class LocalModel(Model):
             # descriptions) in the prompt, the 0.5B model answers with the emptiest JSON that fits. It goes
             # last, so that calls with the same system prompt and different schemas (the planner's stages)
             # share a prefix, which llama.cpp then does not evaluate again.
-            chat = _with_last(chat, f"Reply with a JSON object matching this JSON schema: {_compact(output_schema)}")
+            chat = _with_last(chat, _schema_instruction(output_schema))
         grammar = _grammar(schema) if schema is not None else None
         options: dict[str, Any] = {
             "max_tokens": self.max_tokens,
@@ -383,6 +396,11 @@ def _grammar(schema: dict[str, Any]) -> LlamaGrammar:
     except Exception as error:  # the converter raises assorted errors for what it does not support
         log.warning("local: JSON schema not convertible to a grammar (%s); decoding any JSON instead", error)
         return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+
+
+def _schema_instruction(schema: dict[str, Any]) -> str:
+    """What a structured request adds to its last message: the schema the answer must match."""
+    return f"Reply with a JSON object matching this JSON schema: {_compact(schema)}"
 
 
 def _compact(schema: dict[str, Any]) -> str:
