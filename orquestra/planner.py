@@ -304,7 +304,9 @@ class Planner:
         # The one-call prompt is the larger: the part of the catalogue that fits it fits every stage.
         prompt = await self.prompt(goal, examples)
         stages = StagedPlanner(self.model, prompt.catalogue, max_tasks=self.max_tasks, embed=self._embedder())
-        shown = [DecompositionExample(ex.goal, steps) for ex in prompt.examples if (steps := steps_of_plan(ex.plan))]
+        # Recalled runs are worked examples; those made from the catalogue only name capabilities, which the
+        # small model then copies as steps, so without recalled runs the stages show their own example.
+        shown = [DecompositionExample(ex.goal, steps) for ex in examples if (steps := steps_of_plan(ex.plan))]
         try:
             graph = await stages.plan(goal, shown)
         except GraphError as error:

@@ -53,7 +53,7 @@ async def test_three_stages_make_a_linked_graph_with_ids_from_the_steps():
     (system,) = systems
     assert "- research: researcher - Finds facts." in system and "Uses the web" not in system  # first sentences
     decompose, assign, link = (call[1].content for call in model.calls)
-    assert "Goal: Find the opening hours" in decompose and "At most 8 steps" in decompose
+    assert "Goal: Find the opening hours" in decompose and "no plan\nhas more than 8 steps" in decompose
     assert "- add_up_hours: Add up the hours a week the pool is open." in assign
     assert "- add_up_hours: Add up the hours a week the pool is open. [math]" in link
 
