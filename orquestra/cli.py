@@ -14,6 +14,7 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from orquestra.planner import PlanResult
     from orquestra.registry import Registry
     from orquestra.store import StoredRun
-    from orquestra.team import AutoTeam, TeamResult
+    from orquestra.team import AutoTeam, Outcome, TeamResult
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -166,10 +167,17 @@ def run(
     ] = ReflectionMode.FAILURE,
     max_replans: Annotated[int, typer.Option(min=0, help="Replans allowed in the run.")] = 3,
     memory: MemoryOption = True,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream/--no-stream",
+            help="Start each task once the planner has written it and it passes its checks, before the plan is done.",
+        ),
+    ] = True,
 ) -> None:
     """Plan and run a goal with a team of agents, or run a task graph file; live progress, then the results."""
     from orquestra.cli_apply import apply_command
-    from orquestra.console import graph_tree, run_summary, usage_line
+    from orquestra.console import run_summary, usage_line
     from orquestra.exit_codes import exit_code
     from orquestra.graphfile import load_graph
     from orquestra.manifest import is_manifest
@@ -200,18 +208,19 @@ def run(
     if is_file:
         graph = load_graph(target)
         _check_graph(team, graph, target)
-    else:
+    elif not stream:
         plan = _plan_live(team, goal, meter)
         graph = plan.graph
         _check_graph(team, graph, "the plan")
-        _show_recalled(plan)
-        console.print(graph_tree(graph, title=f"plan: {len(graph)} tasks"))
-        for repair in plan.repairs:
-            console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
+        _show_plan(graph, plan.repairs, plan.recalled)
     try:
-        result = asyncio.run(_run_live(team, graph, goal, plan, meter))
+        if stream and not is_file:
+            result = asyncio.run(_stream_live(team, goal, meter))
+        else:
+            result = asyncio.run(_run_live(team, graph, goal, plan, meter))
     except KeyboardInterrupt:  # before the run's own handler is in place: nothing had started
-        errors.print("[bold red]cancelled[/bold red] (Ctrl-C) before the run started")
+        when = "while planning (Ctrl-C)" if stream and not is_file else "(Ctrl-C) before the run started"
+        errors.print(f"[bold red]cancelled[/bold red] {when}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if outputs:
         for task_id in result.run.finished:
@@ -239,16 +248,12 @@ def plan(
     memory: MemoryOption = True,
 ) -> None:
     """Plan a goal into a task graph and show it, without running it."""
-    from orquestra.console import graph_tree
     from orquestra.manifest import dump_manifest, graph_to_manifest
 
     team = _team(model, planner_model, registry, max_tasks=max_tasks, memory=None if memory else False)
     console.print(f"[dim]planner:[/dim] {_describe(team.model(team.settings.planning_model))}")
     result = _plan_live(team, goal)
-    _show_recalled(result)
-    console.print(graph_tree(result.graph, title=f"plan: {len(result.graph)} tasks"))
-    for repair in result.repairs:
-        console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
+    _show_plan(result.graph, result.repairs, result.recalled)
     usage = result.usage
     console.print(
         f"[dim]model calls: {usage.requests}, tokens: {usage.input_tokens} in / {usage.output_tokens} out[/dim]"
@@ -306,9 +311,15 @@ def _budget(max_tokens: int | None, max_cost: float | None, max_seconds: float |
     return Budget(max_tokens=max_tokens, max_cost=max_cost, max_seconds=max_seconds)
 
 
-def _show_recalled(plan: PlanResult) -> None:
-    for goal in plan.recalled:
+def _show_plan(graph: TaskGraph, repairs: Sequence[str], recalled: Sequence[str]) -> None:
+    """The goals recalled from memory, the plan's tree, and what the repair changed."""
+    from orquestra.console import graph_tree
+
+    for goal in recalled:
         console.print(Text.assemble(("recalled: ", "dim"), goal))
+    console.print(graph_tree(graph, title=f"plan: {len(graph)} tasks"))
+    for repair in repairs:
+        console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
 
 
 def _describe(model: Model) -> str:
@@ -323,7 +334,6 @@ async def _run_live(
     from rich.live import Live
 
     from orquestra.console import ProgressView
-    from orquestra.engine import RunStatus
 
     loop = asyncio.get_running_loop()
     view = ProgressView(graph, lambda task: team.dispatcher.assign(task).agent.name)
@@ -339,6 +349,58 @@ async def _run_live(
         console.print()
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+    return await _answer(team, goal, plan, outcome)
+
+
+async def _stream_live(team: AutoTeam, goal: str, meter: BudgetMeter) -> TeamResult:
+    """Plan and run `goal` as the plan streams in: the drafted tasks, then the live view from the first one on."""
+    from rich.live import Live
+
+    from orquestra.console import ProgressView, drafted_line
+    from orquestra.events import Planned, RunStarted, TaskDrafted
+
+    loop = asyncio.get_running_loop()
+    planning = console.status(f"planning with {team.settings.planning_model}...")
+    view: ProgressView | None = None
+    live: Live | None = None
+
+    def show(event: Event) -> None:
+        nonlocal view
+        if isinstance(event, TaskDrafted):
+            console.print(drafted_line(event), overflow="ellipsis", no_wrap=True)
+        elif isinstance(event, Planned):
+            _show_plan(event.graph, event.repairs, event.recalled)
+        elif isinstance(event, RunStarted):
+            view = ProgressView(event.graph, lambda task: team.dispatcher.assign(task).agent.name)
+        if view is not None:
+            view(event)
+
+    def started(execution: Execution) -> None:
+        nonlocal live
+        planning.stop()
+        live = Live(view, console=console, refresh_per_second=8)
+        live.start()
+        loop.add_signal_handler(signal.SIGINT, execution.cancel, "interrupted by Ctrl-C")
+
+    planning.start()
+    try:
+        plan, outcome = await team.plan_and_execute(
+            goal, meter=meter, subscribers=[show, _announce_replans], started=started
+        )
+    finally:
+        planning.stop()
+        if live is not None:
+            live.stop()
+            console.print()
+        loop.remove_signal_handler(signal.SIGINT)
+    return await _answer(team, goal, plan, outcome)
+
+
+async def _answer(team: AutoTeam, goal: str, plan: PlanResult | None, outcome: Outcome) -> TeamResult:
+    """Write the answer of a finished run (a graph file's has none) under a spinner."""
+    from orquestra.engine import RunStatus
+
+    loop = asyncio.get_running_loop()
     if not goal:
         return await team.finish(goal, None, outcome)
     # Ctrl-C while the answer is written ends the run as cancelled, with every result kept but no answer.
