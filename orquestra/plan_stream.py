@@ -82,8 +82,6 @@ class PlanStream:
         """The drafted tasks that wait for the whole plan, with why."""
         self.result: PlanResult | None = None
         """The planner's result, once it is in (None when planning failed or was stopped)."""
-        self.reconciled = GraphPatch()
-        """The patch that brought the run in line with the final plan (empty when nothing had to change)."""
         self._first = asyncio.Event()
         self._planned = False
         self._execution: Execution | None = None
@@ -114,7 +112,7 @@ class PlanStream:
 
     def _admissible(self, planned: PlannedTask) -> tuple[Task | None, str]:
         """The task to admit, or None and why it must wait."""
-        if not _PLANNED_ID.match(planned.id):
+        if not _PLANNED_ID.fullmatch(planned.id):
             return None, f"'{planned.id}' is not a planner's task id"
         if planned.id in self.admitted or planned.id in self.held:
             return None, f"an earlier task has the id '{planned.id}'"
@@ -171,7 +169,7 @@ class PlanStream:
         if loop is not None:
             loop.await_plan()
         late = tuple(task for task in self.admitted.values() if task.id not in execution.graph)
-        if late:
+        if late and not execution.stopping:
             execution.apply(GraphPatch(add=late, reason="the planner wrote these tasks"))
         execution.on_stop(planning.cancel)
         self._follower = asyncio.ensure_future(self._follow(planning))
@@ -231,7 +229,6 @@ class PlanStream:
         except GraphError as error:  # a bug here, not the plan's: say so, and let nothing run unchecked
             execution.stop(f"the final plan could not be applied to the run: {error.message}", RunStatus.GAVE_UP)
             return
-        self.reconciled = patch
         log.info("%s", patch.reason)
 
 

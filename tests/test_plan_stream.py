@@ -408,3 +408,26 @@ def test_reconcile_never_touches_what_has_started():
     assert "dropped it; it runs to the end" in patch.reason and "'old'" in patch.reason
     frozen = {"a", "b", "old"}
     assert set(running.apply(patch, frozen=frozen).by_id) == {"a", "b", "old", "a_2", "b_2", "n"}
+
+
+@pytest.mark.slow
+async def test_a_plan_from_the_embedded_model_streams_into_the_run(weights_home, monkeypatch):
+    """The embedded model writes the plan; scripted agents (not queued behind it) start while it writes."""
+    monkeypatch.setenv("ORQUESTRA_HOME", str(weights_home))
+    goal = "Find the populations of France and of Spain, compute the difference, and write a short note about it."
+    team = AutoTeam(
+        model=ScriptedModel(lambda messages: "A result.", latency=0.05, name="agents"),
+        planner_model="local",
+        memory=False,
+        store=False,
+        max_replans=0,
+    )
+    timeline = Timeline()
+    result = await team.arun(goal, subscribers=[timeline])
+    assert result.plan is not None
+    planned = timeline.index(Planned)
+    assert timeline.index(TaskStarted) < planned, "the first task started before the plan was complete"
+    drafted = [e for e in timeline.events if isinstance(e, TaskDrafted)]
+    assert drafted and all(timeline.index(TaskDrafted, e.task_id) < planned for e in drafted)
+    assert_checked_before_start(timeline)
+    assert set(result.plan.graph.by_id) <= set(result.graph.by_id)
