@@ -362,7 +362,6 @@ class AutoTeam:
         subscribers: Iterable[Subscriber] = (),
         started: Callable[[Execution], None] | None = None,
         run_id: str | None = None,
-        approvers: Sequence[Approver] = (),
     ) -> tuple[PlanResult | None, Outcome]:
         """Plan `goal` and run the plan as it streams in: each task starts once it and its dependencies are known.
 
@@ -378,18 +377,22 @@ class AutoTeam:
         )
         try:
             opening = await stream.opening(planning)
-            graph = opening or planning.result().graph  # the whole plan came first: run it as it is
+            if opening is None:  # the whole plan came first: run it as it is, as without streaming
+                plan = planning.result()
+                outcome = await self.execute(
+                    plan.graph, goal=goal, meter=meter, subscribers=subscribers, started=started, run_id=run_id
+                )
+                return plan, outcome
             outcome = await self.execute(
-                graph,
+                opening,
                 goal=goal,
                 meter=meter,
                 subscribers=subscribers,
                 started=started,
                 run_id=run_id,
-                approvers=approvers,
-                plan_stream=stream if opening is not None else None,
+                plan_stream=stream,
             )
-            return (stream.result if opening is not None else planning.result()), outcome
+            return stream.result, outcome
         finally:
             if not planning.done():
                 planning.cancel()

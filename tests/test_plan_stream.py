@@ -323,6 +323,22 @@ async def test_cancelling_a_streaming_run_stops_the_planner():
     await asyncio.sleep(0.05)  # nothing of the run is left running to report late
 
 
+@pytest.mark.parametrize("flag", ["--stream", "--no-stream"])
+def test_orquestra_run_shows_the_drafts_the_plan_and_the_run_either_way(monkeypatch, flag):
+    from typer.testing import CliRunner
+
+    from orquestra import cli
+
+    plan = {"tasks": [task("a"), task("b", ["a"], "astrology"), task("c", ["a"])]}
+    monkeypatch.setattr(cli, "_team", lambda *args, **options: streaming_team(plan))
+    result = CliRunner().invoke(cli.app, ["run", "three steps", flag], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert out.index("drafted a (research)") < out.index("drafted b (astrology)") < out.index("plan: 3 tasks")
+    assert "repaired: task 'b': unknown capability 'astrology'" in out
+    assert "run succeeded" in out and "3 succeeded" in out
+
+
 # ---------------------------------------------------------------- admission and the final plan, one by one
 
 

@@ -39,9 +39,7 @@ REGISTRY = Registry(
         AgentCard(name="writer", description="Writes.", capabilities=("writing",)),
     ]
 )
-LOCAL_GOAL = (
-    "A shop sells widgets at 7 dollars each. Compute the cost of 12 widgets and write one sentence about it."
-)
+LOCAL_GOAL = "Find the populations of France and of Spain, compute the difference, and write a short note about it."
 
 
 def task(task_id: str, depends_on: Sequence[str] = (), capability: str = "research") -> dict[str, Any]:
