@@ -266,18 +266,20 @@ def plan(
         console.print(f"[dim]plan saved to {save}; run it with: orquestra run {save}[/dim]")
 
 
-def _plan_live(team: AutoTeam, goal: str, meter: BudgetMeter | None = None) -> PlanResult:
-    """Plan `goal` with a spinner, printing each task as the model writes it; Ctrl-C ends with exit 130."""
+def _show_draft(event: Event) -> None:
+    """One line for each task the planner writes."""
     from orquestra.console import drafted_line
     from orquestra.events import TaskDrafted
 
-    def show(event: Event) -> None:
-        if isinstance(event, TaskDrafted):
-            console.print(drafted_line(event), overflow="ellipsis", no_wrap=True)
+    if isinstance(event, TaskDrafted):
+        console.print(drafted_line(event), overflow="ellipsis", no_wrap=True)
 
+
+def _plan_live(team: AutoTeam, goal: str, meter: BudgetMeter | None = None) -> PlanResult:
+    """Plan `goal` with a spinner, printing each task as the model writes it; Ctrl-C ends with exit 130."""
     try:
         with console.status(f"planning with {team.settings.planning_model}..."):
-            return asyncio.run(team.plan(goal, meter=meter, subscribers=[show]))
+            return asyncio.run(team.plan(goal, meter=meter, subscribers=[_show_draft]))
     except KeyboardInterrupt:
         errors.print("[bold red]cancelled[/bold red] while planning (Ctrl-C)")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -356,8 +358,8 @@ async def _stream_live(team: AutoTeam, goal: str, meter: BudgetMeter) -> TeamRes
     """Plan and run `goal` as the plan streams in: the drafted tasks, then the live view from the first one on."""
     from rich.live import Live
 
-    from orquestra.console import ProgressView, drafted_line
-    from orquestra.events import Planned, RunStarted, TaskDrafted
+    from orquestra.console import ProgressView
+    from orquestra.events import Planned, RunStarted
 
     loop = asyncio.get_running_loop()
     planning = console.status(f"planning with {team.settings.planning_model}...")
@@ -366,9 +368,8 @@ async def _stream_live(team: AutoTeam, goal: str, meter: BudgetMeter) -> TeamRes
 
     def show(event: Event) -> None:
         nonlocal view
-        if isinstance(event, TaskDrafted):
-            console.print(drafted_line(event), overflow="ellipsis", no_wrap=True)
-        elif isinstance(event, Planned):
+        _show_draft(event)
+        if isinstance(event, Planned):
             _show_plan(event.graph, event.repairs, event.recalled)
         elif isinstance(event, RunStarted):
             view = ProgressView(event.graph, lambda task: team.dispatcher.assign(task).agent.name)

@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from orquestra.engine import OPEN, Execution, Gate, RunStatus, TaskStatus
-from orquestra.exceptions import BudgetExceeded, GraphError, OrquestraError, UserError, describe_validation_error
+from orquestra.engine import OPEN, Execution, Gate, RunStatus, TaskStatus, _describe
+from orquestra.exceptions import BudgetExceeded, GraphError, UserError, describe_validation_error
 from orquestra.graph import GraphPatch, Task, TaskGraph
 from orquestra.models import Message, Model, ModelResponse, ToolChoice, ToolSpec, Usage
 from orquestra.models.base import OutputT, WrapperModel
@@ -289,12 +289,6 @@ def _free_id(task_id: str, taken: Collection[str]) -> str:
     while f"{task_id}_{suffix}" in taken:
         suffix += 1
     return f"{task_id}_{suffix}"
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, OrquestraError):
-        return error.message
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 class _WholeTasks(WrapperModel):
