@@ -21,6 +21,9 @@ the run in line with it, under the engine's own rule for patches: what has start
   (a re-asked plan reusing its id), it runs as it was, and the final version runs too under a free id, which
   the final plan's edges to it follow.
 
+Once the model starts its answer over (the planner re-asks it), nothing more is admitted: the new answer may
+reuse the ids of the first with other work, so its tasks wait for the whole plan.
+
 A planner that fails once tasks were admitted ends the run: nothing new starts, the tasks already running
 finish, and the run ends `GAVE_UP` (`OUT_OF_BUDGET` when the budget ran out) with the planner's error as its
 reason, never as a success. While the plan streams in, the run cannot end (it is held open), and the dynamic
@@ -84,6 +87,7 @@ class PlanStream:
         """The planner's result, once it is in (None when planning failed or was stopped)."""
         self._first = asyncio.Event()
         self._planned = False
+        self._reasked = False
         self._execution: Execution | None = None
         self._loop: DynamicLoop | None = None
         self._planning: asyncio.Future[PlanResult] | None = None
@@ -96,7 +100,7 @@ class PlanStream:
         execution = self._execution
         if self._planned or (execution is not None and execution.stopping):
             return
-        task, problem = self._admissible(planned)
+        task, problem = (None, "the plan was re-asked") if self._reasked else self._admissible(planned)
         if task is None:
             self.held[planned.id] = problem
             log.debug("task '%s' waits for the whole plan: %s", planned.id, problem)
@@ -109,6 +113,10 @@ class PlanStream:
                 return
         self.admitted[task.id] = task
         self._first.set()
+
+    def reasked(self) -> None:
+        """The model started its answer over: admit nothing more until the whole plan is in."""
+        self._reasked = True
 
     def _admissible(self, planned: PlannedTask) -> tuple[Task | None, str]:
         """The task to admit, or None and why it must wait."""
@@ -294,6 +302,10 @@ def _free_id(task_id: str, taken: Collection[str]) -> str:
 class _WholeTasks(WrapperModel):
     """`model`, whose watched answers are shown only up to the end of their last whole task object."""
 
+    def __init__(self, model: Model, restarted: Callable[[], None] | None = None) -> None:
+        super().__init__(model)
+        self.restarted = restarted
+
     async def request(
         self,
         messages: Sequence[Message],
@@ -308,7 +320,7 @@ class _WholeTasks(WrapperModel):
             return await self.wrapped.request(
                 messages, tools=tools, output_schema=output_schema, tool_choice=tool_choice
             )
-        with watching(_WholeTaskText(watcher)):
+        with watching(_WholeTaskText(watcher, self.restarted)):
             return await self.wrapped.request(
                 messages, tools=tools, output_schema=output_schema, tool_choice=tool_choice
             )
@@ -320,13 +332,16 @@ class _WholeTasks(WrapperModel):
         watcher = current_watcher()
         if watcher is None:
             return await self.wrapped.structured(messages, output_type, max_retries=max_retries)
-        with watching(_WholeTaskText(watcher)):
+        with watching(_WholeTaskText(watcher, self.restarted)):
             return await self.wrapped.structured(messages, output_type, max_retries=max_retries)
 
 
-def whole_tasks(model: Model) -> Model:
-    """`model`, showing a watcher of its answers (the planner's draft watcher) only tasks written in full."""
-    return _WholeTasks(model)
+def whole_tasks(model: Model, restarted: Callable[[], None] | None = None) -> Model:
+    """`model`, showing a watcher of its answers (the planner's draft watcher) only tasks written in full.
+
+    `restarted` is called when, within one call, the model starts its answer over (a re-ask).
+    """
+    return _WholeTasks(model, restarted)
 
 
 class _WholeTaskText:
@@ -336,8 +351,9 @@ class _WholeTaskText:
     not extend the text seen so far (a re-asked one) is read afresh.
     """
 
-    def __init__(self, watcher: Watcher) -> None:
+    def __init__(self, watcher: Watcher, restarted: Callable[[], None] | None = None) -> None:
         self.watcher = watcher
+        self.restarted = restarted
         self._reset()
 
     def _reset(self) -> None:
@@ -351,6 +367,8 @@ class _WholeTaskText:
     def __call__(self, text: str) -> None:
         if not text.startswith(self._seen):
             self._reset()
+            if self.restarted is not None:
+                self.restarted()
         for index in range(len(self._seen), len(text)):
             self._scan(text[index], index)
         self._seen = text

@@ -212,12 +212,14 @@ class AutoTeam:
         subscribers: Iterable[Subscriber] = (),
         run_id: str = "",
         drafted: Callable[[PlannedTask], None] | None = None,
+        reasked: Callable[[], None] | None = None,
     ) -> PlanResult:
         """Plan `goal` into a checked graph; without `examples`, the most similar past runs serve as examples.
 
         `subscribers` see the planning as it happens: `PlanningStarted`, a `TaskDrafted` for each task as the
         model writes it (where the provider shows its answer growing), then `Planned` with the checked graph.
-        `drafted` receives each of those tasks whole, after its `TaskDrafted`.
+        `drafted` receives each of those tasks whole, after its `TaskDrafted`; `reasked` is called when the model
+        starts its answer over (the tasks drafted after belong to another answer).
         """
         subscribers = list(subscribers)
 
@@ -231,7 +233,7 @@ class AutoTeam:
             examples = recall_examples(recalled)
         emit(PlanningStarted(run_id, goal, self.settings.planning_model))
         # The planner hears of a task only once it is written in full, dependencies included (see whole_tasks).
-        model = whole_tasks(MeteredModel(self.model(self.settings.planning_model), meter or self.meter()))
+        model = whole_tasks(MeteredModel(self.model(self.settings.planning_model), meter or self.meter()), reasked)
         planner = Planner(model, self.registry, max_tasks=self.max_tasks)
 
         def report(task: PlannedTask) -> None:
@@ -373,7 +375,14 @@ class AutoTeam:
         run_id = run_id or uuid.uuid4().hex[:12]
         stream = PlanStream(self.registry.capabilities(), self.check_task, max_tasks=self.max_tasks)
         planning = asyncio.ensure_future(
-            self.plan(goal, meter=meter, subscribers=subscribers, run_id=run_id, drafted=stream.drafted)
+            self.plan(
+                goal,
+                meter=meter,
+                subscribers=subscribers,
+                run_id=run_id,
+                drafted=stream.drafted,
+                reasked=stream.reasked,
+            )
         )
         try:
             opening = await stream.opening(planning)

@@ -154,8 +154,10 @@ def test_the_planner_sees_a_plan_only_up_to_its_last_whole_task():
         watch(text[:end])
     first = text.index("}") + 1
     assert seen == [text[:first], text[: len(text) - 2]]
+    restarts: list[bool] = []
+    watch.restarted = lambda: restarts.append(True)
     watch('{"tasks": [{"id": "z"}')  # a re-asked answer starts over
-    assert seen[-1] == '{"tasks": [{"id": "z"}'
+    assert seen[-1] == '{"tasks": [{"id": "z"}' and restarts == [True]
 
 
 async def test_a_task_with_an_unknown_capability_waits_for_the_repaired_plan():
@@ -191,6 +193,35 @@ async def test_a_cycle_written_late_cancels_nothing_that_was_valid():
     assert result.status is RunStatus.SUCCEEDED, result.run.reason
     assert timeline.index(TaskStarted, "b") < timeline.index(Planned)
     assert result.run.statuses == dict.fromkeys("abcd", TaskStatus.SUCCEEDED)
+    assert_checked_before_start(timeline)
+
+
+async def test_a_re_asked_plan_that_changes_a_started_task_runs_its_version_beside_it():
+    calls = 0
+
+    def planner(messages: Sequence[Message]) -> Any:
+        nonlocal calls
+        calls += 1  # the first answer has a cycle; the re-asked one reuses the id 'a' for other work
+        if calls == 1:
+            return {"tasks": [task("a"), task("b", ["a"]), task("c", ["d"]), task("d", ["c"])]}
+        return {"tasks": [{**task("a"), "instruction": "Other work."}, task("x", ["a"]), task("y", ["x"])]}
+
+    timeline = Timeline()
+    result = await streaming_team(planner).arun("re-asked", subscribers=[timeline])
+    assert result.status is RunStatus.SUCCEEDED, result.run.reason
+    planned = timeline.index(Planned)
+    assert timeline.index(TaskStarted, "a") < planned and timeline.index(TaskStarted, "b") < planned
+    # Nothing of the second answer was admitted before the whole plan was in: 'x' follows the new 'a'.
+    assert timeline.index(TaskStarted, "x") > planned
+    assert [(t.id, t.depends_on) for t in result.graph.tasks] == [
+        ("a", ()),
+        ("b", ("a",)),
+        ("a_2", ()),
+        ("x", ("a_2",)),
+        ("y", ("x",)),
+    ]
+    assert result.graph["a_2"].instruction == "Other work."
+    assert result.run.statuses == dict.fromkeys(result.graph.by_id, TaskStatus.SUCCEEDED)
     assert_checked_before_start(timeline)
 
 
