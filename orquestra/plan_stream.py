@@ -12,8 +12,8 @@ When the planner is done, its checked (perhaps repaired or re-asked) graph is th
 the run in line with it, under the engine's own rule for patches: what has started stays as it is.
 
 - An admitted task that the final plan has unchanged keeps running.
-- A task of the final plan not admitted yet is added: one that waited (as the repair left it), or one the
-  model wrote after the run outgrew it.
+- A task of the final plan not admitted yet is added: one that waited (as the repair left it), or one written
+  after a re-ask.
 - An admitted task that has not started follows the final plan: replaced if the plan changed it, removed if
   the plan dropped it.
 - An admitted task that has started is never cancelled: a later error cancels nothing that was valid. If the
@@ -28,7 +28,8 @@ A planner that fails once tasks were admitted ends the run: nothing new starts, 
 finish, and the run ends `GAVE_UP` (`OUT_OF_BUDGET` when the budget ran out) with the planner's error as its
 reason, never as a success. While the plan streams in, the run cannot end (it is held open), and the dynamic
 loop makes no decision (a replan of half a plan would clash with the rest); a run stopped or cancelled
-meanwhile stops the planner too.
+meanwhile stops the planner too. A task that would only queue behind the planner for the same model (the
+embedded one answers one request at a time) waits as ready until the plan is complete (`PlanStream.gate`).
 
 `whole_tasks` wraps the planning model so that the planner's draft watcher sees the answer only up to the
 end of the last task object written in full: without it, a task is reported as soon as its text so far ends
