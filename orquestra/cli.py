@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from orquestra.planner import PlanResult
     from orquestra.registry import Registry
     from orquestra.store import StoredRun
-    from orquestra.team import AutoTeam, TeamResult
+    from orquestra.team import AutoTeam, Outcome, TeamResult
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -193,10 +194,17 @@ def run(
     max_replans: Annotated[int, typer.Option(min=0, help="Replans allowed in the run.")] = 3,
     memory: MemoryOption = True,
     planner: PlanningStrategyOption = "auto",
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream/--no-stream",
+            help="Start each task once the planner has written it and it passes its checks, before the plan is done.",
+        ),
+    ] = True,
 ) -> None:
     """Plan and run a goal with a team of agents, or run a task graph file; live progress, then the results."""
     from orquestra.cli_apply import apply_command
-    from orquestra.console import graph_tree, run_summary, usage_line
+    from orquestra.console import run_summary, usage_line
     from orquestra.exit_codes import exit_code
     from orquestra.graphfile import load_graph
     from orquestra.manifest import is_manifest
@@ -228,19 +236,20 @@ def run(
     if is_file:
         graph = load_graph(target)
         _check_graph(team, graph, target)
-    else:
+    elif not stream:
         plan = _plan_live(team, goal, meter)
         graph = plan.graph
         _check_graph(team, graph, "the plan")
-        _show_recalled(plan)
-        console.print(graph_tree(graph, title=f"plan: {len(graph)} tasks"))
-        for repair in plan.repairs:
-            console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
+        _show_plan(graph, plan.repairs, plan.recalled)
         _show_notes(plan)
     try:
-        result = asyncio.run(_run_live(team, graph, goal, plan, meter))
+        if stream and not is_file:
+            result = asyncio.run(_stream_live(team, goal, meter))
+        else:
+            result = asyncio.run(_run_live(team, graph, goal, plan, meter))
     except KeyboardInterrupt:  # before the run's own handler is in place: nothing had started
-        errors.print("[bold red]cancelled[/bold red] (Ctrl-C) before the run started")
+        when = "while planning (Ctrl-C)" if stream and not is_file else "(Ctrl-C) before the run started"
+        errors.print(f"[bold red]cancelled[/bold red] {when}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if outputs:
         for task_id in result.run.finished:
@@ -269,7 +278,6 @@ def plan(
     planner: PlanningStrategyOption = "auto",
 ) -> None:
     """Plan a goal into a task graph and show it, without running it."""
-    from orquestra.console import graph_tree
     from orquestra.manifest import dump_manifest, graph_to_manifest
 
     strategy = planning_strategy(planner)
@@ -278,10 +286,7 @@ def plan(
     )
     console.print(f"[dim]planner:[/dim] {_describe(team.model(team.settings.planning_model))}")
     result = _plan_live(team, goal)
-    _show_recalled(result)
-    console.print(graph_tree(result.graph, title=f"plan: {len(result.graph)} tasks"))
-    for repair in result.repairs:
-        console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
+    _show_plan(result.graph, result.repairs, result.recalled)
     _show_notes(result)
     usage = result.usage
     console.print(
@@ -295,18 +300,20 @@ def plan(
         console.print(f"[dim]plan saved to {save}; run it with: orquestra run {save}[/dim]")
 
 
-def _plan_live(team: AutoTeam, goal: str, meter: BudgetMeter | None = None) -> PlanResult:
-    """Plan `goal` with a spinner, printing each task as the model writes it; Ctrl-C ends with exit 130."""
+def _show_draft(event: Event) -> None:
+    """One line for each task the planner writes."""
     from orquestra.console import drafted_line
     from orquestra.events import TaskDrafted
 
-    def show(event: Event) -> None:
-        if isinstance(event, TaskDrafted):
-            console.print(drafted_line(event), overflow="ellipsis", no_wrap=True)
+    if isinstance(event, TaskDrafted):
+        console.print(drafted_line(event), overflow="ellipsis", no_wrap=True)
 
+
+def _plan_live(team: AutoTeam, goal: str, meter: BudgetMeter | None = None) -> PlanResult:
+    """Plan `goal` with a spinner, printing each task as the model writes it; Ctrl-C ends with exit 130."""
     try:
         with console.status(f"planning with {team.settings.planning_model}..."):
-            return asyncio.run(team.plan(goal, meter=meter, subscribers=[show]))
+            return asyncio.run(team.plan(goal, meter=meter, subscribers=[_show_draft]))
     except KeyboardInterrupt:
         errors.print("[bold red]cancelled[/bold red] while planning (Ctrl-C)")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -340,9 +347,15 @@ def _budget(max_tokens: int | None, max_cost: float | None, max_seconds: float |
     return Budget(max_tokens=max_tokens, max_cost=max_cost, max_seconds=max_seconds)
 
 
-def _show_recalled(plan: PlanResult) -> None:
-    for goal in plan.recalled:
+def _show_plan(graph: TaskGraph, repairs: Sequence[str], recalled: Sequence[str]) -> None:
+    """The goals recalled from memory, the plan's tree, and what the repair changed."""
+    from orquestra.console import graph_tree
+
+    for goal in recalled:
         console.print(Text.assemble(("recalled: ", "dim"), goal))
+    console.print(graph_tree(graph, title=f"plan: {len(graph)} tasks"))
+    for repair in repairs:
+        console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
 
 
 def _show_notes(plan: PlanResult) -> None:
@@ -363,7 +376,6 @@ async def _run_live(
     from rich.live import Live
 
     from orquestra.console import ProgressView
-    from orquestra.engine import RunStatus
 
     loop = asyncio.get_running_loop()
     view = ProgressView(graph, lambda task: team.dispatcher.assign(task).agent.name)
@@ -379,6 +391,57 @@ async def _run_live(
         console.print()
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+    return await _answer(team, goal, plan, outcome)
+
+
+async def _stream_live(team: AutoTeam, goal: str, meter: BudgetMeter) -> TeamResult:
+    """Plan and run `goal` as the plan streams in: the drafted tasks, then the live view from the first one on."""
+    from rich.live import Live
+
+    from orquestra.console import ProgressView
+    from orquestra.events import Planned, RunStarted
+
+    loop = asyncio.get_running_loop()
+    planning = console.status(f"planning with {team.settings.planning_model}...")
+    view: ProgressView | None = None
+    live: Live | None = None
+
+    def show(event: Event) -> None:
+        nonlocal view
+        _show_draft(event)
+        if isinstance(event, Planned):
+            _show_plan(event.graph, event.repairs, event.recalled)
+        elif isinstance(event, RunStarted):
+            view = ProgressView(event.graph, lambda task: team.dispatcher.assign(task).agent.name)
+        if view is not None:
+            view(event)
+
+    def started(execution: Execution) -> None:
+        nonlocal live
+        planning.stop()
+        live = Live(view, console=console, refresh_per_second=8)
+        live.start()
+        loop.add_signal_handler(signal.SIGINT, execution.cancel, "interrupted by Ctrl-C")
+
+    planning.start()
+    try:
+        plan, outcome = await team.plan_and_execute(
+            goal, meter=meter, subscribers=[show, _announce_replans], started=started
+        )
+    finally:
+        planning.stop()
+        if live is not None:
+            live.stop()
+            console.print()
+        loop.remove_signal_handler(signal.SIGINT)
+    return await _answer(team, goal, plan, outcome)
+
+
+async def _answer(team: AutoTeam, goal: str, plan: PlanResult | None, outcome: Outcome) -> TeamResult:
+    """Write the answer of a finished run (a graph file's has none) under a spinner."""
+    from orquestra.engine import RunStatus
+
+    loop = asyncio.get_running_loop()
     if not goal:
         return await team.finish(goal, None, outcome)
     # Ctrl-C while the answer is written ends the run as cancelled, with every result kept but no answer.

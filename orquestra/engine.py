@@ -76,7 +76,8 @@ class RunStatus(StrEnum):
     OUT_OF_BUDGET = "out_of_budget"
     """A budget of tokens, cost or time was reached: no new work started; `RunResult.reason` says which."""
     GAVE_UP = "gave_up"
-    """The loop ended the run: a stall, the replan limit, or a replan that failed; `RunResult.reason` says which."""
+    """The loop ended the run: a stall, the replan limit, a replan that failed, or a plan that failed while it
+    streamed into the run; `RunResult.reason` says which."""
     STOPPED = "stopped"
     """The caller ended the run early on purpose, for a reason of its own; `RunResult.reason` says why."""
     CANCELLED = "cancelled"
@@ -250,6 +251,7 @@ class Execution:
         self._stop_status = RunStatus.STOPPED
         self._holds = 0
         self._deferred: set[str] = set()
+        self._stop_callbacks: list[Callable[[], object]] = []
         self.result: RunResult | None = None
         if self._events:
             self._events.emit(RunStarted(run_id, graph))
@@ -278,6 +280,7 @@ class Execution:
         if self._done.done():
             return
         self._cancel_reason = reason
+        self._stopping_now()
         self._cancel_where(lambda status: status not in SETTLED)
         self._holds = 0
         self._check_done()
@@ -293,6 +296,7 @@ class Execution:
             return
         self._stop_reason = reason
         self._stop_status = status
+        self._stopping_now()
         self._cancel_where(lambda status: status in (TaskStatus.PENDING, TaskStatus.READY))
         self._check_done()
 
@@ -300,6 +304,21 @@ class Execution:
     def stopping(self) -> bool:
         """True once `stop` or `cancel` was called."""
         return bool(self._stop_reason or self._cancel_reason)
+
+    def on_stop(self, callback: Callable[[], object]) -> None:
+        """Call `callback` once, when `stop` or `cancel` is first called (at once if the run is already ending).
+
+        For work that feeds the run from outside, such as a plan still streaming in: it should end too.
+        """
+        if self.stopping or self._done.done():
+            callback()
+        else:
+            self._stop_callbacks.append(callback)
+
+    def _stopping_now(self) -> None:
+        callbacks, self._stop_callbacks = self._stop_callbacks, []
+        for callback in callbacks:
+            callback()
 
     def hold(self) -> None:
         """Keep the run open even if every task settles, until `release`: the caller is deciding on a patch."""

@@ -88,6 +88,8 @@ class DynamicLoop:
         self._finished_since_replan = 0
         self._replans_without_progress = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._plan_in = asyncio.Event()
+        self._plan_in.set()
 
     def attach(self, execution: Execution) -> None:
         """Start watching `execution` (subscribe `on_event` to its engine before it starts)."""
@@ -98,6 +100,21 @@ class DynamicLoop:
         if budget.max_seconds is not None:
             delay = max(budget.max_seconds * budget.near - self.meter.elapsed(), 0.0)
             self._timer = asyncio.get_running_loop().call_later(delay, self._check_budget)
+
+    def await_plan(self) -> None:
+        """Hold every decision until `planned`: the plan is still streaming into the run.
+
+        A judgement or a replan made now would see only the part of the plan written so far, and a patch
+        could clash with the tasks still to come. Settled tasks are still watched, and those that need a
+        decision keep their dependents waiting, as they do while any decision is made.
+        """
+        self._plan_in.clear()
+
+    def planned(self, graph: TaskGraph) -> None:
+        """The whole plan is in the run, as `graph`: it is the record's first graph, and held decisions go on."""
+        if self.record.graphs:
+            self.record.graphs[0] = graph
+        self._plan_in.set()
 
     def on_event(self, event: Event) -> None:
         """Engine subscriber: reflect on every task that settles."""
@@ -141,6 +158,7 @@ class DynamicLoop:
 
     async def _decide(self, execution: Execution, verdict: Verdict | None, task_id: str, status: TaskStatus) -> None:
         try:
+            await self._plan_in.wait()
             async with self._lock:  # one decision at a time: each sees the graph the previous one left
                 if execution.stopping:
                     return

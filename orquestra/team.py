@@ -21,10 +21,11 @@ from orquestra.dispatch import Dispatcher
 from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, RunTask
 from orquestra.events import Event, Planned, PlanningStarted, Subscriber, TaskDrafted, TeamFinished
 from orquestra.exceptions import UserError
-from orquestra.graph import TaskGraph
+from orquestra.graph import Task, TaskGraph
 from orquestra.loop import DynamicLoop, LoopRecord, ReplanRecord
 from orquestra.memory import DisabledMemory, Memory, Recalled, open_memory
 from orquestra.models import Model, RetryingModel, Usage, infer_model
+from orquestra.plan_stream import PlanStream, whole_tasks
 from orquestra.planner import PlanExample, PlannedTask, Planner, PlanningStrategy, PlanResult
 from orquestra.recollection import examples as recall_examples
 from orquestra.recollection import run_memory
@@ -108,6 +109,9 @@ class AutoTeam:
         approver: functions, sync or async, that decide on a task waiting for approval (an `ApprovalRequest`
             in, a `Decision` out). Whatever they do, `orquestra approve RUN TASK` can decide too, through
             the run store; the first decision wins.
+        stream_plans: in `arun` and `stream`, start each task as soon as the planner has written it and it
+            passes its checks, before the plan is complete (see `orquestra.plan_stream`); where the planning
+            model does not show its answer growing, the run starts with the whole plan, as without.
 
     """
 
@@ -131,6 +135,7 @@ class AutoTeam:
         retries: int = 2,
         approval: ApprovalPolicy | None = None,
         approver: Approver | Sequence[Approver] = (),
+        stream_plans: bool = True,
     ) -> None:
         self._models: dict[str, Model] = dict(models or {})
         if isinstance(model, Model):
@@ -155,6 +160,7 @@ class AutoTeam:
         self.retries = retries
         self.approval = approval if approval is not None else self.settings.approval
         self.approvers: list[Approver] = [approver] if callable(approver) else list(approver)
+        self.stream_plans = stream_plans
 
     @property
     def memory(self) -> Memory:
@@ -189,9 +195,13 @@ class AutoTeam:
     def check_models(self, graph: TaskGraph, dispatcher: Dispatcher | None = None) -> None:
         """Resolve every model the graph's agents will use, so a bad model string fails before the run."""
         for task in graph.tasks:
-            for agent in (dispatcher or self.dispatcher).assign(task).chain():
-                for spec in (agent.model or self.settings.model, *agent.fallback_models):
-                    self.model(spec)
+            self.check_task(task, dispatcher)
+
+    def check_task(self, task: Task, dispatcher: Dispatcher | None = None) -> None:
+        """Assign `task` and resolve every model its agents will use; `UserError` says what is wrong."""
+        for agent in (dispatcher or self.dispatcher).assign(task).chain():
+            for spec in (agent.model or self.settings.model, *agent.fallback_models):
+                self.model(spec)
 
     def meter(self) -> BudgetMeter:
         """A fresh meter for one run under this team's budget."""
@@ -205,11 +215,15 @@ class AutoTeam:
         meter: BudgetMeter | None = None,
         subscribers: Iterable[Subscriber] = (),
         run_id: str = "",
+        drafted: Callable[[PlannedTask], None] | None = None,
+        reasked: Callable[[], None] | None = None,
     ) -> PlanResult:
         """Plan `goal` into a checked graph; without `examples`, the most similar past runs serve as examples.
 
         `subscribers` see the planning as it happens: `PlanningStarted`, a `TaskDrafted` for each task as the
         model writes it (where the provider shows its answer growing), then `Planned` with the checked graph.
+        `drafted` receives each of those tasks whole, after its `TaskDrafted`; `reasked` is called when the model
+        starts its answer over (the tasks drafted after belong to another answer).
         """
         subscribers = list(subscribers)
 
@@ -222,13 +236,16 @@ class AutoTeam:
             recalled = await asyncio.to_thread(self.memory.recall, goal, 5)
             examples = recall_examples(recalled)
         emit(PlanningStarted(run_id, goal, self.settings.planning_model))
-        model = MeteredModel(self.model(self.settings.planning_model), meter or self.meter())
+        # The planner hears of a task only once it is written in full, dependencies included (see whole_tasks).
+        model = whole_tasks(MeteredModel(self.model(self.settings.planning_model), meter or self.meter()), reasked)
         planner = Planner(model, self.registry, max_tasks=self.max_tasks, strategy=self.planner)
 
-        def drafted(task: PlannedTask) -> None:
+        def report(task: PlannedTask) -> None:
             emit(TaskDrafted(run_id, task.id, task.capability, task.instruction))
+            if drafted is not None:
+                drafted(task)
 
-        result = await planner.plan(goal, examples, drafted=drafted if subscribers else None)
+        result = await planner.plan(goal, examples, drafted=report if subscribers or drafted else None)
         result.recalled = [item.run.goal for item in recalled]
         emit(Planned(run_id, result.graph, tuple(result.repairs), tuple(result.recalled)))
         return result
@@ -247,6 +264,7 @@ class AutoTeam:
         dispatcher: Dispatcher | None = None,
         wrap: Callable[[AgentRunner], RunTask] | None = None,
         approvers: Sequence[Approver] = (),
+        plan_stream: PlanStream | None = None,
     ) -> Outcome:
         """Run `graph` with the registry's agents, under the dynamic loop when `dynamic` (and a goal) is set.
 
@@ -254,7 +272,8 @@ class AutoTeam:
         layer between the engine and the agents (e.g. a manifest's templates, run_if and map).
 
         `started` receives the live execution, for a caller that wants to cancel it. `approvers` decide on
-        tasks waiting for approval in this run, beside the team's own.
+        tasks waiting for approval in this run, beside the team's own. With `plan_stream`, `graph` is the
+        part of a plan admitted so far, and the stream brings in the rest as the planner writes it.
         """
         dispatcher = dispatcher or self.dispatcher
         assignments = dispatcher.assign_all(graph)
@@ -289,6 +308,8 @@ class AutoTeam:
             retry=RetryPolicy(retries=self.retries),
             timeout=self.timeout,
         )
+        if plan_stream is not None:
+            engine.gate = plan_stream.gate(gate, lambda task: self._queues_behind_planner(engine, task))
         runner.emit = gate.emit = engine.events.emit
         if self.store is not None:  # first, so that it records RunStarted
             engine.subscribe(self.store.subscriber(run_id, goal, model=self.settings.model))
@@ -309,23 +330,86 @@ class AutoTeam:
         execution = engine.start(graph, run_id=run_id)
         if loop is not None:
             loop.attach(execution)
+        if plan_stream is not None:
+            plan_stream.attach(execution, loop)
         if started is not None:
             started(execution)
         try:
             result = await execution
         finally:
+            if plan_stream is not None:
+                await plan_stream.close()
             if loop is not None:
                 await loop.close()
         return Outcome(result, runner, loop.record if loop else LoopRecord(graphs=[graph]), meter)
+
+    def _queues_behind_planner(self, engine: Engine, task: Task) -> bool:
+        """Whether `task` needs the embedded model's one slot while an embedded planner is writing the plan."""
+        key = engine.limit_key(task) if engine.limit_key else None
+        return key in engine.limits and key == _slot(self.settings.planning_model)
 
     async def arun(self, goal: str, *, subscribers: Iterable[Subscriber] = ()) -> TeamResult:
         """Plan, run and answer `goal`; `subscribers` receive every event of the run."""
         meter = self.meter()
         subscribers = list(subscribers)
         run_id = uuid.uuid4().hex[:12]
-        plan = await self.plan(goal, meter=meter, subscribers=subscribers, run_id=run_id)
-        outcome = await self.execute(plan.graph, goal=goal, meter=meter, subscribers=subscribers, run_id=run_id)
+        if self.stream_plans:
+            plan, outcome = await self.plan_and_execute(goal, meter=meter, subscribers=subscribers, run_id=run_id)
+        else:
+            plan = await self.plan(goal, meter=meter, subscribers=subscribers, run_id=run_id)
+            outcome = await self.execute(plan.graph, goal=goal, meter=meter, subscribers=subscribers, run_id=run_id)
         return await self.finish(goal, plan, outcome)
+
+    async def plan_and_execute(
+        self,
+        goal: str,
+        *,
+        meter: BudgetMeter | None = None,
+        subscribers: Iterable[Subscriber] = (),
+        started: Callable[[Execution], None] | None = None,
+        run_id: str | None = None,
+    ) -> tuple[PlanResult | None, Outcome]:
+        """Plan `goal` and run the plan as it streams in: each task starts once it and its dependencies are known.
+
+        Planning errors before any task was admitted are raised, as `plan` raises them; after, they end the
+        run (`RunStatus.GAVE_UP`, or `OUT_OF_BUDGET`), and the plan returned is None. See `orquestra.plan_stream`.
+        """
+        meter = meter or self.meter()
+        subscribers = list(subscribers)
+        run_id = run_id or uuid.uuid4().hex[:12]
+        stream = PlanStream(self.registry.capabilities(), self.check_task, max_tasks=self.max_tasks)
+        planning = asyncio.ensure_future(
+            self.plan(
+                goal,
+                meter=meter,
+                subscribers=subscribers,
+                run_id=run_id,
+                drafted=stream.drafted,
+                reasked=stream.reasked,
+            )
+        )
+        try:
+            opening = await stream.opening(planning)
+            if opening is None:  # the whole plan came first: run it as it is, as without streaming
+                plan = planning.result()
+                outcome = await self.execute(
+                    plan.graph, goal=goal, meter=meter, subscribers=subscribers, started=started, run_id=run_id
+                )
+                return plan, outcome
+            outcome = await self.execute(
+                opening,
+                goal=goal,
+                meter=meter,
+                subscribers=subscribers,
+                started=started,
+                run_id=run_id,
+                plan_stream=stream,
+            )
+            return stream.result, outcome
+        finally:
+            if not planning.done():
+                planning.cancel()
+            await asyncio.gather(planning, return_exceptions=True)
 
     def run(self, goal: str, *, subscribers: Iterable[Subscriber] = ()) -> TeamResult:
         """Plan, run and answer `goal`, blocking until done (for code that is not async)."""

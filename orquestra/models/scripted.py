@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -20,6 +21,8 @@ from orquestra.models.progress import current_watcher
 
 _PIECE = 8
 """Characters per step when a watched answer is shown growing."""
+_TOKEN = re.compile(r"\s*\S+")
+"""One token of an answer written at `token_latency`: a word with the space before it."""
 
 Answer = str | ModelResponse | BaseModel | dict[str, Any] | list[Any]
 Responder = Callable[[Sequence[Message]], Answer]
@@ -31,6 +34,10 @@ class ScriptedModel(Model):
     An answer may be text, a full `ModelResponse` (for tool calls), or a pydantic object, dict or list
     (sent as JSON, for structured calls). With neither a responder nor responses, it echoes the last user
     message, which is enough to demonstrate a graph run.
+
+    With `token_latency`, the answer is also written one token (word) at a time, that many seconds each,
+    watched or not, so a benchmark or a test sees a plan arrive task by task and pays the same time for it
+    either way.
     """
 
     def __init__(
@@ -39,6 +46,7 @@ class ScriptedModel(Model):
         *,
         responses: Iterable[Answer] = (),
         latency: float = 0.0,
+        token_latency: float = 0.0,
         name: str = "scripted",
     ) -> None:
         self.name = name
@@ -46,6 +54,7 @@ class ScriptedModel(Model):
         self._responses = list(responses)
         self._scripted = bool(self._responses)
         self.latency = latency
+        self.token_latency = token_latency
         self.calls: list[list[Message]] = []
         """Every request received, for tests to inspect."""
         self.tool_choices: list[ToolChoice | None] = []
@@ -67,7 +76,14 @@ class ScriptedModel(Model):
         answer = self._next_answer(messages)
         text = answer.text if isinstance(answer, ModelResponse) else _as_text(answer)
         watcher = current_watcher()
-        if watcher is not None:  # show the answer growing, as the embedded model does, a few characters at a time
+        if self.token_latency:
+            written = ""
+            for token in _TOKEN.findall(text):
+                await asyncio.sleep(self.token_latency)
+                written += token
+                if watcher is not None:
+                    watcher(written)
+        elif watcher is not None:  # show the answer growing, as the embedded model does, a few characters at a time
             for end in range(_PIECE, len(text) + _PIECE, _PIECE):
                 watcher(text[:end])
         usage = self.usage(sum(len(message.content.split()) for message in messages), len(text.split()))
