@@ -299,7 +299,7 @@ class Planner:
         self, goal: str, examples: Sequence[PlanExample], drafted: Callable[[PlannedTask], None] | None
     ) -> PlanResult:
         # Imported here: the one-call path, which most hosted models take, never needs it.
-        from orquestra.staged_planning import DecompositionExample, StagedPlanner, steps_of_plan
+        from orquestra.staged_planning import DecompositionExample, StagedPlanner, Step, steps_of_plan
 
         # The one-call prompt is the larger: the part of the catalogue that fits it fits every stage.
         prompt = await self.prompt(goal, examples)
@@ -307,13 +307,22 @@ class Planner:
         # Recalled runs are worked examples; those made from the catalogue only name capabilities, which the
         # small model then copies as steps, so without recalled runs the stages show their own example.
         shown = [DecompositionExample(ex.goal, steps) for ex in examples if (steps := steps_of_plan(ex.plan))]
+
+        def report(step: Step) -> None:
+            if drafted is not None:
+                drafted(
+                    PlannedTask(
+                        id=step.id,
+                        instruction=step.instruction,
+                        capability=step.capability,
+                        depends_on=list(step.depends_on),
+                    )
+                )
+
         try:
-            graph = await stages.plan(goal, shown)
+            graph = await stages.plan(goal, shown, report)
         except GraphError as error:
             raise PlanningError(f"the planner's answer is not a plan: {error.message}") from None
-        if drafted is not None:
-            for task in graph.tasks:
-                drafted(PlannedTask(**task.model_dump(include={"id", "instruction", "capability", "depends_on"})))
         return PlanResult(graph, stages.usage, stages.notes, notes=prompt.notes)
 
     def _repair(self, error: InvalidOutput) -> PlanResult:

@@ -109,12 +109,26 @@ class StagedPlanner:
         self.notes: list[str] = []
         """What was dropped or chosen without the model (a step cut off, an assignment defaulted)."""
 
-    async def plan(self, goal: str, examples: Sequence[DecompositionExample] = ()) -> TaskGraph:
-        """The checked graph of `goal`; `GraphError` if the stages produced nothing usable."""
+    async def plan(
+        self,
+        goal: str,
+        examples: Sequence[DecompositionExample] = (),
+        drafted: Callable[[Step], None] | None = None,
+    ) -> TaskGraph:
+        """The checked graph of `goal`; `GraphError` if the stages produced nothing usable.
+
+        `drafted` hears of each step once it is final, in order: the first as soon as it has its capability
+        (it cannot depend on anything), the others once they are linked.
+        """
         sentences = await self.decompose(goal, examples)
         steps = _with_ids(sentences)
         steps = await self.assign(goal, steps)
+        if drafted is not None:
+            drafted(steps[0])
         steps = await self.link(goal, steps)
+        if drafted is not None:
+            for step in steps[1:]:
+                drafted(step)
         return TaskGraph(
             tasks=tuple(
                 Task(id=step.id, instruction=step.instruction, capability=step.capability, depends_on=step.depends_on)

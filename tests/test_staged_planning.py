@@ -165,3 +165,19 @@ async def test_a_shortlist_limits_each_steps_choice_to_its_nearest_capabilities(
     # 'playlist' is not among the first step's two nearest: the answer is refused and the nearest given.
     assert graph["find_opening_hours"].capability == "lookup"
     assert [task.capability for task in graph.tasks][1:] == ["sums", "prose"]
+
+
+async def test_the_first_step_is_drafted_before_the_steps_are_linked():
+    drafted: list[PlannedTask] = []
+    answers = iter([STEPS, ASSIGNED, LINKED])
+    seen_at_call: list[int] = []
+
+    def respond(messages):
+        seen_at_call.append(len(drafted))
+        return next(answers)
+
+    the_planner = Planner(ScriptedModel(respond), REGISTRY, strategy="staged")
+    await the_planner.plan(GOAL, drafted=drafted.append)
+    assert seen_at_call == [0, 0, 1]  # the link call comes after the first step was drafted
+    assert drafted[0].id == "find_opening_hours" and drafted[0].depends_on == []
+    assert drafted[2].depends_on == ["add_up_hours"]
