@@ -18,6 +18,7 @@ def test_local_is_the_15b_and_local_small_the_05b():
     assert (default.name, default.weights, default.path) == ("local", QWEN_15B, None)
     assert (small.name, small.weights, small.path) == ("local:small", QWEN_05B, None)
     assert default.context_window == small.context_window == DEFAULT_CONTEXT
+    assert small.plans_in_stages and not default.plans_in_stages  # the planning each was measured to do best
 
 
 def test_a_gguf_file_of_ones_own_is_a_model(tmp_path):
@@ -26,7 +27,7 @@ def test_a_gguf_file_of_ones_own_is_a_model(tmp_path):
     model = infer_model(f"local:{model_file}")
     assert isinstance(model, LocalModel)
     assert model.path == model_file and model.name == f"local:{model_file}"
-    assert "my-model.gguf" in model.describe()
+    assert "my-model.gguf" in model.describe() and not model.plans_in_stages
 
 
 def test_a_missing_file_is_named_with_the_embedded_models(tmp_path):
