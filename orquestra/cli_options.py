@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from orquestra.planner import PlanningStrategy
 
 STRATEGIES = ("auto", "single", "staged")
-"""The planner's strategies (`orquestra.planner.STRATEGIES`, repeated so that the CLI starts without it)."""
+"""The planner's strategies (`orquestra.planner.PlanningStrategy`, repeated so that the CLI starts without it)."""
 
 RegistryFolders = Annotated[
     list[Path] | None,

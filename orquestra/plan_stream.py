@@ -42,6 +42,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -316,12 +317,7 @@ class _WholeTasks(WrapperModel):
         tool_choice: ToolChoice = "auto",
     ) -> ModelResponse:
         """The wrapped model's answer; a watcher sees its whole tasks only."""
-        watcher = current_watcher()
-        if watcher is None:
-            return await self.wrapped.request(
-                messages, tools=tools, output_schema=output_schema, tool_choice=tool_choice
-            )
-        with watching(_WholeTaskText(watcher, self.restarted)):
+        with self._whole_tasks_watched():
             return await self.wrapped.request(
                 messages, tools=tools, output_schema=output_schema, tool_choice=tool_choice
             )
@@ -330,11 +326,13 @@ class _WholeTasks(WrapperModel):
         self, messages: Sequence[Message], output_type: type[OutputT], *, max_retries: int = 2
     ) -> tuple[OutputT, Usage]:
         """The wrapped model's validated answer; a watcher sees its whole tasks only."""
+        with self._whole_tasks_watched():
+            return await self.wrapped.structured(messages, output_type, max_retries=max_retries)
+
+    def _whole_tasks_watched(self) -> AbstractContextManager[None]:
+        """The current watcher, if any, replaced for the call by one that passes on whole tasks only."""
         watcher = current_watcher()
-        if watcher is None:
-            return await self.wrapped.structured(messages, output_type, max_retries=max_retries)
-        with watching(_WholeTaskText(watcher, self.restarted)):
-            return await self.wrapped.structured(messages, output_type, max_retries=max_retries)
+        return nullcontext() if watcher is None else watching(_WholeTaskText(watcher, self.restarted))
 
 
 def whole_tasks(model: Model, restarted: Callable[[], None] | None = None) -> Model:

@@ -39,7 +39,6 @@ from orquestra.trimming import CHARS_PER_TOKEN, shorten
 DEFAULT_MAX_TASKS = 8
 PlanningStrategy = Literal["auto", "single", "staged"]
 """How the planner asks: one call for the whole graph, in stages (`orquestra.staged_planning`), or by model."""
-STRATEGIES: tuple[str, ...] = ("auto", "single", "staged")
 ID_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 """Planned task ids: short snake_case (a grammar for the embedded model, so it cannot write prose there)."""
 ANSWER_ROOM = 1024
@@ -76,8 +75,6 @@ class PlannerPrompt:
     """The part of the catalogue the prompt shows."""
     notes: list[str] = field(default_factory=list)
     """What was left out to fit the model's context, in words for the user."""
-    examples: list[PlanExample] = field(default_factory=list)
-    """The worked examples the prompt shows (recalled runs, or examples made from the catalogue shown)."""
 
     @property
     def catalogue(self) -> dict[str, str]:
@@ -233,10 +230,8 @@ class Planner:
             ranking[: len(top)] = await asyncio.to_thread(in_goal_order, goal, top, full, self.embed)
         notes: list[str] = []
         view, messages = await fitted(goal, examples)
-        worked: Sequence[PlanExample] | None = examples
         if not view.shown:
             notes.append("the worked examples were left out to fit the planner's context")
-            worked = None
             view, messages = await fitted(goal, None)
         cut = goal
         while not view.shown and len(cut) > 200:
@@ -251,8 +246,7 @@ class Planner:
             notes.append(f"the goal was shortened from {len(goal)} to about {len(cut)} characters to fit")
         note = view.note()
         notes = [note, *notes] if note else notes
-        shown = [] if worked is None else list(worked) or default_examples(self._descriptions(view.shown), ranking)
-        return PlannerPrompt(messages, plan_model(list(view.shown), self.max_tasks), view, notes, shown)
+        return PlannerPrompt(messages, plan_model(list(view.shown), self.max_tasks), view, notes)
 
     def _descriptions(self, capabilities: Iterable[str]) -> dict[str, str]:
         """Each capability with what the first agent offering it does (the catalogue also names the agents)."""

@@ -26,16 +26,14 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pydantic_core
-from numpy.typing import NDArray
 from pydantic import BaseModel, Field, create_model
 
+from orquestra.catalogue import Embed, first_sentence
 from orquestra.exceptions import GraphError, InvalidOutput
 from orquestra.graph import Task, TaskGraph
 from orquestra.models import Message, Model, Usage
 from orquestra.prompts import render
 
-Embed = Callable[[Sequence[str]], NDArray[np.float32]]
-"""Texts in, unit vectors out (`orquestra.embeddings.LocalEmbedder.embed`)."""
 SHORTLIST = 1
 """Capabilities a step may choose from when an embedder ranks them; with one, the nearest is taken unasked.
 
@@ -108,7 +106,9 @@ class StagedPlanner:
         self.max_tasks = max_tasks
         self.shortlist = shortlist
         self.embed = embed
-        self.system = render("planner/staged/system.j2", capabilities=_first_sentences(self.catalogue))
+        # What a capability is, not how: each description's first sentence.
+        short = {name: first_sentence(description) for name, description in self.catalogue.items()}
+        self.system = render("planner/staged/system.j2", capabilities=short)
         self.usage = Usage()
         self.notes: list[str] = []
         """What was dropped or chosen without the model (a step cut off, an assignment defaulted)."""
@@ -286,14 +286,6 @@ def _with_ids(sentences: Sequence[str]) -> list[Step]:
         used.add(candidate)
         steps.append(Step(candidate, sentence))
     return steps
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
-
-
-def _first_sentences(catalogue: Mapping[str, str]) -> dict[str, str]:
-    """Each description cut to its first sentence: the planner needs what a capability is, not how."""
-    return {name: _SENTENCE_END.split(description.strip(), maxsplit=1)[0] for name, description in catalogue.items()}
 
 
 def steps_of_plan(plan_json: str) -> tuple[str, ...]:

@@ -200,3 +200,12 @@ async def test_the_first_step_is_drafted_before_the_steps_are_linked():
     assert seen_at_call == [0, 1]  # the link call comes after the first step was drafted
     assert drafted[0].id == "find_opening_hours" and drafted[0].depends_on == []
     assert drafted[2].depends_on == ["add_up_hours"]
+
+
+def test_the_cli_knows_the_planners_strategies():
+    from typing import get_args
+
+    from orquestra.cli_options import STRATEGIES
+    from orquestra.planner import PlanningStrategy
+
+    assert STRATEGIES == get_args(PlanningStrategy)  # the CLI repeats them so that it starts without the planner
