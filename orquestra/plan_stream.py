@@ -31,9 +31,8 @@ loop makes no decision (a replan of half a plan would clash with the rest); a ru
 meanwhile stops the planner too. A task that would only queue behind the planner for the same model (the
 embedded one answers one request at a time) waits as ready until the plan is complete (`PlanStream.gate`).
 
-`whole_tasks` wraps the planning model so that the planner's draft watcher sees the answer only up to the
-end of the last task object written in full: without it, a task is reported as soon as its text so far ends
-with a comma, which can be before its dependencies are written (then it would look like a task with none).
+The planner drafts a task only once its closing brace is written (`orquestra.plan_text`), so a task is
+never admitted before all its dependencies are written.
 """
 
 from __future__ import annotations
@@ -41,8 +40,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -50,9 +48,6 @@ from pydantic import ValidationError
 from orquestra.engine import OPEN, Execution, Gate, RunStatus, TaskStatus, _describe
 from orquestra.exceptions import BudgetExceeded, GraphError, UserError, describe_validation_error
 from orquestra.graph import GraphPatch, Task, TaskGraph
-from orquestra.models import Message, Model, ModelResponse, ToolChoice, ToolSpec, Usage
-from orquestra.models.base import OutputT, WrapperModel
-from orquestra.models.progress import Watcher, current_watcher, watching
 from orquestra.planner import ID_PATTERN, PlannedTask, PlanResult
 
 if TYPE_CHECKING:
@@ -301,96 +296,4 @@ def _free_id(task_id: str, taken: Collection[str]) -> str:
     return f"{task_id}_{suffix}"
 
 
-class _WholeTasks(WrapperModel):
-    """`model`, whose watched answers are shown only up to the end of their last whole task object."""
-
-    def __init__(self, model: Model, restarted: Callable[[], None] | None = None) -> None:
-        super().__init__(model)
-        self.restarted = restarted
-
-    async def request(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpec] = (),
-        output_schema: dict[str, Any] | None = None,
-        tool_choice: ToolChoice = "auto",
-    ) -> ModelResponse:
-        """The wrapped model's answer; a watcher sees its whole tasks only."""
-        with self._whole_tasks_watched():
-            return await self.wrapped.request(
-                messages, tools=tools, output_schema=output_schema, tool_choice=tool_choice
-            )
-
-    async def structured(
-        self, messages: Sequence[Message], output_type: type[OutputT], *, max_retries: int = 2
-    ) -> tuple[OutputT, Usage]:
-        """The wrapped model's validated answer; a watcher sees its whole tasks only."""
-        with self._whole_tasks_watched():
-            return await self.wrapped.structured(messages, output_type, max_retries=max_retries)
-
-    def _whole_tasks_watched(self) -> AbstractContextManager[None]:
-        """The current watcher, if any, replaced for the call by one that passes on whole tasks only."""
-        watcher = current_watcher()
-        return nullcontext() if watcher is None else watching(_WholeTaskText(watcher, self.restarted))
-
-
-def whole_tasks(model: Model, restarted: Callable[[], None] | None = None) -> Model:
-    """`model`, showing a watcher of its answers (the planner's draft watcher) only tasks written in full.
-
-    `restarted` is called when, within one call, the model starts its answer over (a re-ask).
-    """
-    return _WholeTasks(model, restarted)
-
-
-class _WholeTaskText:
-    """Passes on a growing plan's text up to the end of its last whole task: ``{"tasks": [{...}, {...}``.
-
-    A task object is whole once the brace that closes it is written (outside strings). An answer that does
-    not extend the text seen so far (a re-asked one) is read afresh.
-    """
-
-    def __init__(self, watcher: Watcher, restarted: Callable[[], None] | None = None) -> None:
-        self.watcher = watcher
-        self.restarted = restarted
-        self._reset()
-
-    def _reset(self) -> None:
-        self._seen = ""
-        self._reported = 0
-        self._whole = 0
-        self._stack: list[str] = []
-        self._in_string = False
-        self._escaped = False
-
-    def __call__(self, text: str) -> None:
-        if not text.startswith(self._seen):
-            self._reset()
-            if self.restarted is not None:
-                self.restarted()
-        for index in range(len(self._seen), len(text)):
-            self._scan(text[index], index)
-        self._seen = text
-        if self._whole > self._reported:
-            self._reported = self._whole
-            self.watcher(text[: self._whole])
-
-    def _scan(self, char: str, index: int) -> None:
-        if self._in_string:
-            if self._escaped:
-                self._escaped = False
-            elif char == "\\":
-                self._escaped = True
-            elif char == '"':
-                self._in_string = False
-        elif char == '"':
-            self._in_string = True
-        elif char in "{[":
-            self._stack.append(char)
-        elif char in "}]" and self._stack:
-            self._stack.pop()
-            if char == "}" and self._stack == ["{", "["]:
-                self._whole = index + 1
-
-
-__all__ = ["PlanStream", "reconcile", "whole_tasks"]
+__all__ = ["PlanStream", "reconcile"]

@@ -31,6 +31,7 @@ from orquestra.models.progress import watching
 from orquestra.plan_examples import BUILTIN_CAPABILITIES, EXAMPLE_TASKS, default_examples
 from orquestra.plan_examples import BUILTIN_EXAMPLE as BUILTIN_EXAMPLE
 from orquestra.plan_examples import PlanExample as PlanExample
+from orquestra.plan_text import WholeTaskCut
 from orquestra.prompts import render
 from orquestra.registry import Registry
 from orquestra.repair import repair_plan
@@ -263,12 +264,19 @@ class Planner:
         return self.embed
 
     async def plan(
-        self, goal: str, examples: Sequence[PlanExample] = (), *, drafted: Callable[[PlannedTask], None] | None = None
+        self,
+        goal: str,
+        examples: Sequence[PlanExample] = (),
+        *,
+        drafted: Callable[[PlannedTask], None] | None = None,
+        restarted: Callable[[], None] | None = None,
     ) -> PlanResult:
         """Plan `goal`; see the module docstring for the retry and repair rules.
 
-        `drafted` receives each task as soon as the model has written it in full, where the provider lets us
-        watch its answer grow (the embedded model does); the checked graph is the result either way.
+        `drafted` receives each task as soon as the model has written it in full (its closing brace, so its
+        dependencies too), where the provider lets us watch its answer grow (the embedded model does); the
+        checked graph is the result either way. `restarted` hears when the model starts its answer over (a
+        re-ask): tasks drafted after it belong to another answer.
         """
         if not goal.strip():
             raise PlanningError("the goal is empty")
@@ -278,7 +286,7 @@ class Planner:
             return await self._plan_in_stages(goal, examples, drafted)
         prompt = await self.prompt(goal, examples)
         retries = 0 if self.model.weak else self.retries
-        watch: AbstractContextManager[None] = watching(_DraftWatcher(drafted)) if drafted else nullcontext()
+        watch: AbstractContextManager[None] = watching(_DraftWatcher(drafted, restarted)) if drafted else nullcontext()
         try:
             with watch:
                 plan, usage = await self.model.structured(prompt.messages, prompt.output_type, max_retries=retries)
@@ -335,28 +343,34 @@ class Planner:
 
 
 class _DraftWatcher:
-    """Reads a plan's JSON as the model writes it and reports each task once it is complete.
+    """Reads a plan's JSON as the model writes it and reports each task once it is written in full.
 
-    A task counts as complete once the model has written past its closing brace, so the instruction it
-    reports is the whole instruction. A re-asked answer starts over: tasks already reported
-    are not reported again.
+    A task is reported once its closing brace is written, so its instruction and dependencies are whole
+    (`WholeTaskCut`). A re-asked answer starts over: `restarted` hears of it, and tasks already reported are
+    not reported again.
     """
 
-    def __init__(self, drafted: Callable[[PlannedTask], None]) -> None:
+    def __init__(self, drafted: Callable[[PlannedTask], None], restarted: Callable[[], None] | None = None) -> None:
         self.drafted = drafted
+        self.restarted = restarted
         self.reported: set[str] = set()
+        self._cut = WholeTaskCut()
+        self._read = 0
 
     def __call__(self, text: str) -> None:
+        if self._cut.advance(text):
+            self._read = 0
+            if self.restarted is not None:
+                self.restarted()
+        if self._cut.end <= self._read:
+            return
+        self._read = self._cut.end
         try:
-            data = pydantic_core.from_json(text, allow_partial=True)
+            data = pydantic_core.from_json(text[: self._cut.end], allow_partial=True)
         except ValueError:
             return
         tasks = data.get("tasks") if isinstance(data, Mapping) else None
-        if not isinstance(tasks, list):
-            return
-        # The last task is whole once the model has written past its closing brace.
-        whole = text.rstrip().endswith((",", "]", "}"))
-        for item in tasks if whole else tasks[:-1]:
+        for item in tasks if isinstance(tasks, list) else ():
             try:
                 task = PlannedTask.model_validate(item)
             except ValidationError:

@@ -25,7 +25,7 @@ from orquestra.graph import Task, TaskGraph
 from orquestra.loop import DynamicLoop, LoopRecord, ReplanRecord
 from orquestra.memory import DisabledMemory, Memory, Recalled, open_memory
 from orquestra.models import Model, RetryingModel, Usage, infer_model
-from orquestra.plan_stream import PlanStream, whole_tasks
+from orquestra.plan_stream import PlanStream
 from orquestra.planner import PlanExample, PlannedTask, Planner, PlanningStrategy, PlanResult
 from orquestra.recollection import examples as recall_examples
 from orquestra.recollection import run_memory
@@ -236,8 +236,7 @@ class AutoTeam:
             recalled = await asyncio.to_thread(self.memory.recall, goal, 5)
             examples = recall_examples(recalled)
         emit(PlanningStarted(run_id, goal, self.settings.planning_model))
-        # The planner hears of a task only once it is written in full, dependencies included (see whole_tasks).
-        model = whole_tasks(MeteredModel(self.model(self.settings.planning_model), meter or self.meter()), reasked)
+        model = MeteredModel(self.model(self.settings.planning_model), meter or self.meter())
         planner = Planner(model, self.registry, max_tasks=self.max_tasks, strategy=self.planner)
 
         def report(task: PlannedTask) -> None:
@@ -245,7 +244,9 @@ class AutoTeam:
             if drafted is not None:
                 drafted(task)
 
-        result = await planner.plan(goal, examples, drafted=report if subscribers or drafted else None)
+        result = await planner.plan(
+            goal, examples, drafted=report if subscribers or drafted else None, restarted=reasked
+        )
         result.recalled = [item.run.goal for item in recalled]
         emit(Planned(run_id, result.graph, tuple(result.repairs), tuple(result.recalled)))
         return result

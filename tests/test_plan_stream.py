@@ -23,7 +23,8 @@ from orquestra.events import (
 )
 from orquestra.graph import Task, TaskGraph
 from orquestra.models import Message, Model, ModelResponse, ScriptedModel
-from orquestra.plan_stream import PlanStream, _WholeTaskText, reconcile
+from orquestra.plan_stream import PlanStream, reconcile
+from orquestra.plan_text import WholeTaskCut
 from orquestra.planner import PlannedTask
 from orquestra.registry import AgentCard
 from orquestra.team import AutoTeam
@@ -146,18 +147,17 @@ async def test_a_task_is_admitted_only_with_all_its_dependencies_written():
     assert [(t.id, t.depends_on) for t in drafted] == [("a", []), ("b", []), ("c", ["a", "b"])]
 
 
-def test_the_planner_sees_a_plan_only_up_to_its_last_whole_task():
-    seen: list[str] = []
-    watch = _WholeTaskText(seen.append)
+def test_a_plan_is_read_only_up_to_its_last_whole_task():
+    cut = WholeTaskCut()
     text = json.dumps({"tasks": [task("a"), {**task("b", ["a"]), "instruction": 'Say "}{" and \\ then {x}'}]})
+    ends = set()
     for end in range(1, len(text) + 1):
-        watch(text[:end])
+        assert not cut.advance(text[:end])
+        ends.add(cut.end)
     first = text.index("}") + 1
-    assert seen == [text[:first], text[: len(text) - 2]]
-    restarts: list[bool] = []
-    watch.restarted = lambda: restarts.append(True)
-    watch('{"tasks": [{"id": "z"}')  # a re-asked answer starts over
-    assert seen[-1] == '{"tasks": [{"id": "z"}' and restarts == [True]
+    assert ends == {0, first, len(text) - 2}
+    assert cut.advance('{"tasks": [{"id": "z"}')  # a re-asked answer starts over
+    assert cut.end == len('{"tasks": [{"id": "z"}')
 
 
 async def test_a_task_with_an_unknown_capability_waits_for_the_repaired_plan():

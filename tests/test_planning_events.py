@@ -33,6 +33,29 @@ def test_each_task_is_reported_once_when_complete():
     assert seen[1].instruction == "Compute the cost of 12."
 
 
+def test_a_task_cut_after_one_of_its_dependencies_is_not_reported():
+    """Text ending in a comma inside a task's `depends_on` is not the end of the task."""
+    seen: list[PlannedTask] = []
+    plan = {"tasks": [*PLAN["tasks"][:2], {**PLAN["tasks"][2], "depends_on": ["price", "total"]}]}
+    text = json.dumps(plan)
+    watch = _DraftWatcher(seen.append)
+    watch(text[: text.rindex('"price",') + len('"price",')])  # inside the last task's depends_on
+    assert [task.id for task in seen] == ["price", "total"]
+    watch(text)
+    assert seen[-1].id == "note" and seen[-1].depends_on == ["price", "total"]
+
+
+def test_a_restarted_answer_is_announced_and_its_tasks_are_not_reported_twice():
+    seen: list[PlannedTask] = []
+    restarts: list[bool] = []
+    watch = _DraftWatcher(seen.append, lambda: restarts.append(True))
+    text = json.dumps(PLAN)
+    watch(text)
+    watch(text[:40])  # does not extend what was seen: a re-asked answer
+    watch(text)
+    assert restarts == [True] and [task.id for task in seen] == ["price", "total", "note"]
+
+
 def test_a_half_written_instruction_is_not_reported():
     seen: list[PlannedTask] = []
     text = json.dumps(PLAN)
