@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -241,7 +241,7 @@ def run(
         graph = plan.graph
         _check_graph(team, graph, "the plan")
         _show_plan(graph, plan.repairs, plan.recalled)
-        _show_notes(plan)
+        _show_notes(plan.notes)
     try:
         if stream and not is_file:
             result = asyncio.run(_stream_live(team, goal, meter))
@@ -287,7 +287,7 @@ def plan(
     console.print(f"[dim]planner:[/dim] {_describe(team.model(team.settings.planning_model))}")
     result = _plan_live(team, goal)
     _show_plan(result.graph, result.repairs, result.recalled)
-    _show_notes(result)
+    _show_notes(result.notes)
     usage = result.usage
     console.print(
         f"[dim]model calls: {usage.requests}, tokens: {usage.input_tokens} in / {usage.output_tokens} out[/dim]"
@@ -358,9 +358,9 @@ def _show_plan(graph: TaskGraph, repairs: Sequence[str], recalled: Sequence[str]
         console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
 
 
-def _show_notes(plan: PlanResult) -> None:
+def _show_notes(notes: Iterable[str]) -> None:
     """What the planner left out of its prompt to fit the model's context (a catalogue cut to the goal)."""
-    for note in plan.notes:
+    for note in notes:
         console.print(Text.assemble(("note: ", "dim"), note))
 
 
@@ -411,6 +411,7 @@ async def _stream_live(team: AutoTeam, goal: str, meter: BudgetMeter) -> TeamRes
         _show_draft(event)
         if isinstance(event, Planned):
             _show_plan(event.graph, event.repairs, event.recalled)
+            _show_notes(event.notes)
         elif isinstance(event, RunStarted):
             view = ProgressView(event.graph, lambda task: team.dispatcher.assign(task).agent.name)
         if view is not None:

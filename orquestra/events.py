@@ -28,11 +28,15 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Planned(Event):
-    """A goal was planned: the graph, what the repair changed, and the goals of past runs recalled."""
+    """A goal was planned: the graph, what the repair changed, the goals of past runs recalled, and notes.
+
+    `notes` say what was left out of the planner's prompt to fit the model's context (`PlanResult.notes`).
+    """
 
     graph: TaskGraph
     repairs: tuple[str, ...] = ()
     recalled: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

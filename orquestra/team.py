@@ -248,7 +248,7 @@ class AutoTeam:
             goal, examples, drafted=report if subscribers or drafted else None, restarted=reasked
         )
         result.recalled = [item.run.goal for item in recalled]
-        emit(Planned(run_id, result.graph, tuple(result.repairs), tuple(result.recalled)))
+        emit(Planned(run_id, result.graph, tuple(result.repairs), tuple(result.recalled), tuple(result.notes)))
         return result
 
     async def execute(

@@ -259,3 +259,15 @@ async def test_the_embedded_model_plans_against_a_catalogue_of_260_capabilities(
     assert {task.capability for task in result.graph.tasks} <= set(prompt.view.shown)
     # The real prompts' lengths, as llama.cpp counted them, fit (one call, or one per planning stage).
     assert result.usage.input_tokens / result.usage.requests <= model.context_window - model.max_tokens
+
+
+async def test_the_planned_event_carries_the_notes_so_a_streamed_run_can_show_them():
+    from orquestra.events import Event, Planned
+    from orquestra.team import AutoTeam
+
+    team = AutoTeam(model=SchemaModel(responses=[PLAN]), registry=big_registry(), memory=False, store=False)
+    events: list[Event] = []
+    result = await team.plan(GOAL, subscribers=[events.append])
+    [planned] = [event for event in events if isinstance(event, Planned)]
+    assert result.notes and planned.notes == tuple(result.notes)
+    assert "300 capabilities" in planned.notes[0]
