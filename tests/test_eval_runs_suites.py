@@ -297,14 +297,25 @@ def test_a_run_that_reports_success_with_a_failed_check_is_a_false_success(monke
     assert not wrong["passed"] and wrong["false_success"] and wrong["failures"] == ["answer lacks the number 84"]
 
 
-def test_only_a_reported_success_can_be_a_false_one():
-    failed = RunCaseResult("a", passed=False, status="failed")
-    errored = RunCaseResult("b", passed=False, status="error", error="boom")
-    lucky = RunCaseResult("c", passed=True, status="stopped")
+def test_only_a_reported_success_can_be_a_false_one_and_only_a_reported_success_passes():
+    failed = RunCaseResult("a", checks_passed=False, status="failed")
+    errored = RunCaseResult("b", checks_passed=False, status="error", error="boom")
+    lucky = RunCaseResult("c", checks_passed=True, status="stopped")
     summary = summarise_runs([failed, errored, lucky], suite="s", model="m")
-    assert summary["false_successes"] == 0 and summary["unclaimed_passes"] == 1 and summary["passed"] == 1
-    # A log written before the field existed still loads: the flag is derived, never stored.
-    assert RunCaseResult(**{k: v for k, v in summary["results"][0].items() if k != "false_success"}) == failed
+    assert summary["false_successes"] == 0 and summary["unclaimed_passes"] == 1 and summary["passed"] == 0
+    assert [r["passed"] for r in summary["results"]] == [False, False, False]
+    # Stored verdicts are derived, never trusted: a report whose flags lie is read from its fields.
+    forged = {**summary["results"][2], "passed": True, "false_success": False}
+    assert pool_reports([{"suite": "s", "results": [forged]}])["passed"] == 0
+
+
+def test_a_log_written_before_checks_passed_existed_still_loads(tmp_path):
+    log = RunLog(tmp_path, {"suite": "s", "model": "m"})
+    log.add_record({"kind": "case", "case_id": "old", "passed": True, "status": "succeeded"})
+    log.add_record({"kind": "case", "case_id": "older", "passed": True, "status": "failed"})
+    loaded = log.load()
+    assert loaded["old"].passed and loaded["old"].checks_passed
+    assert not loaded["older"].passed and loaded["older"].unclaimed_pass
 
 
 def test_reports_of_several_suites_pool(tmp_path, capsys):
@@ -320,7 +331,7 @@ def test_reports_of_several_suites_pool(tmp_path, capsys):
     (tmp_path / "two.json").write_text(json.dumps(two))
     assert main([str(tmp_path / "one"), str(tmp_path / "two.json")]) == 0
     printed = capsys.readouterr().out
-    assert "one: 1/2 passed, 1 false successes (b)" in printed
+    assert "one: 1/2 passed, 1 false successes (b), 0 unclaimed passes" in printed
     assert "all: 2/3 passed, completion rate 0.667" in printed and "1 false successes" in printed
     assert main([str(tmp_path / "missing")]) == 2
     assert main([]) == 2

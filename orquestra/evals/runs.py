@@ -23,7 +23,7 @@ import sys
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -357,7 +357,8 @@ class RunCaseResult:
     """What one whole run did and whether its checks passed."""
 
     case_id: str
-    passed: bool
+    checks_passed: bool
+    """Every check of the case passed (whatever the run reported)."""
     status: str
     failures: list[str] = field(default_factory=list)
     error: str | None = None
@@ -376,9 +377,23 @@ class RunCaseResult:
     """The files the run's workspace held at the end, fixtures included, relative to it."""
 
     @property
+    def passed(self) -> bool:
+        """The case passed: every check passed and the run reported success, so a user would have been right."""
+        return self.checks_passed and self.status == SUCCEEDED
+
+    @property
     def false_success(self) -> bool:
         """True when the run reported success while a check failed: the failure the eval exists to catch."""
-        return self.status == SUCCEEDED and not self.passed
+        return self.status == SUCCEEDED and not self.checks_passed
+
+    @property
+    def unclaimed_pass(self) -> bool:
+        """True when every check passed although the run did not report success (not counted as passed)."""
+        return self.checks_passed and self.status != SUCCEEDED
+
+    def record(self) -> dict[str, Any]:
+        """The result as stored in reports: its fields and the verdicts derived from them."""
+        return {**asdict(self), "passed": self.passed, "false_success": self.false_success}
 
 
 async def run_goal(team: AutoTeam, case: RunCase, workspace: Path) -> RunCaseResult:
@@ -399,7 +414,7 @@ async def run_goal(team: AutoTeam, case: RunCase, workspace: Path) -> RunCaseRes
     failures = failed_checks(case, result.answer, workspace)
     return RunCaseResult(
         case_id=case.id,
-        passed=not failures,
+        checks_passed=not failures,
         status=result.status.value,
         failures=failures,
         answer=result.answer,
@@ -458,9 +473,8 @@ class RunLog(JsonLinesLog):
         """Results already logged, by case id; a torn last line is ignored."""
         results = {}
         for number, record in self.records():
-            fields = {key: value for key, value in record.items() if key != "kind"}
             try:
-                results[record["case_id"]] = RunCaseResult(**fields)
+                results[record["case_id"]] = _stored_result(record)
             except (KeyError, TypeError):
                 raise self.not_a_result(number) from None
         return results
@@ -468,6 +482,18 @@ class RunLog(JsonLinesLog):
     def append(self, result: RunCaseResult) -> None:
         """Add one result, flushed to disk at once."""
         self.add_record({"kind": "case", **asdict(result)})
+
+
+def _stored_result(record: Mapping[str, Any]) -> RunCaseResult:
+    """A result read back from a log or a report; derived verdicts are recomputed, not trusted.
+
+    Logs written before `checks_passed` existed stored the checks' verdict as `passed`.
+    """
+    names = {item.name for item in fields(RunCaseResult)}
+    values = {key: value for key, value in record.items() if key in names}
+    if "checks_passed" not in values:
+        values["checks_passed"] = bool(record["passed"])
+    return RunCaseResult(**values)
 
 
 async def run_suite(
@@ -501,9 +527,9 @@ async def run_suite(
 def summarise_runs(results: Sequence[RunCaseResult], *, suite: str, model: str) -> dict[str, Any]:
     """The run eval's report document: completion rate with its interval, means per case, and every case.
 
-    `passed` counts the cases whose checks all passed; `false_successes` the runs that reported success while
-    a check failed (never counted as passed), and `unclaimed_passes` the runs whose checks passed although the
-    run did not report success.
+    `passed` counts the cases whose checks all passed in runs that reported success; `false_successes` the
+    runs that reported success while a check failed, and `unclaimed_passes` the runs whose checks passed
+    although the run did not report success (neither is counted as passed).
     """
     count = max(len(results), 1)
     rate = bootstrap_rate([r.passed for r in results])
@@ -518,7 +544,7 @@ def summarise_runs(results: Sequence[RunCaseResult], *, suite: str, model: str) 
         "completion_rate": {"estimate": rate.estimate, "low": rate.low, "high": rate.high} if results else None,
         "false_successes": sum(r.false_success for r in results),
         "false_success_cases": [r.case_id for r in results if r.false_success],
-        "unclaimed_passes": sum(r.passed and r.status != SUCCEEDED for r in results),
+        "unclaimed_passes": sum(r.unclaimed_pass for r in results),
         "statuses": statuses,
         "per_case": {
             "cost_usd": sum(r.cost_usd for r in results) / count,
@@ -526,7 +552,7 @@ def summarise_runs(results: Sequence[RunCaseResult], *, suite: str, model: str) 
             "replans": sum(r.replans for r in results) / count,
             "tokens": sum(r.input_tokens + r.output_tokens for r in results) / count,
         },
-        "results": [{**asdict(r), "false_success": r.false_success} for r in results],
+        "results": [r.record() for r in results],
     }
 
 
@@ -538,25 +564,25 @@ def pool_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     suites: list[dict[str, Any]] = []
     passed: list[bool] = []
     for report in reports:
-        results = report.get("results", [])
-        # Recomputed from the cases, so that a report written before false successes were counted has them.
-        false = [r["case_id"] for r in results if r.get("status") == SUCCEEDED and not r.get("passed")]
+        results = [_stored_result(r) for r in report.get("results", [])]
         suites.append(
             {
                 "suite": report.get("suite"),
                 "model": report.get("model"),
                 "cases": len(results),
-                "passed": sum(bool(r.get("passed")) for r in results),
-                "false_successes": len(false),
-                "false_success_cases": false,
+                "passed": sum(r.passed for r in results),
+                "false_successes": sum(r.false_success for r in results),
+                "false_success_cases": [r.case_id for r in results if r.false_success],
+                "unclaimed_passes": sum(r.unclaimed_pass for r in results),
             }
         )
-        passed.extend(bool(r.get("passed")) for r in results)
+        passed.extend(r.passed for r in results)
     rate = bootstrap_rate(passed)
     return {
         "suites": suites,
         "cases": len(passed),
         "passed": sum(passed),
+        "unclaimed_passes": sum(suite["unclaimed_passes"] for suite in suites),
         "completion_rate": {"estimate": rate.estimate, "low": rate.low, "high": rate.high} if passed else None,
         "false_successes": sum(suite["false_successes"] for suite in suites),
     }
@@ -585,13 +611,14 @@ def main(argv: Sequence[str]) -> int:
         false = f" ({', '.join(suite['false_success_cases'])})" if suite["false_successes"] else ""
         print(
             f"{suite['suite']}: {suite['passed']}/{suite['cases']} passed, "
-            f"{suite['false_successes']} false successes{false}"
+            f"{suite['false_successes']} false successes{false}, {suite['unclaimed_passes']} unclaimed passes"
         )
     rate = pooled["completion_rate"]
     if rate is not None:
         print(
             f"all: {pooled['passed']}/{pooled['cases']} passed, completion rate {rate['estimate']:.3f} "
-            f"[{rate['low']:.3f}, {rate['high']:.3f}], {pooled['false_successes']} false successes"
+            f"[{rate['low']:.3f}, {rate['high']:.3f}], {pooled['false_successes']} false successes, "
+            f"{pooled['unclaimed_passes']} unclaimed passes"
         )
     return 0
 
