@@ -199,7 +199,7 @@ def runs(
     for column in ("case", "passed", "status", "cost", "latency", "replans", "why"):
         table.add_column(column)
     for result in results:
-        why = result.error or "; ".join(result.failures)
+        why = result.error or "; ".join([*result.failures, *([result.reason] if result.reason else [])])
         table.add_row(
             Text(result.case_id),
             Text("yes" if result.passed else "no", style="green" if result.passed else "red"),

@@ -125,3 +125,21 @@ def test_the_run_log_refuses_files_that_are_not_its_own(tmp_path):
     (tmp_path / "runs.jsonl").write_text('{"kind": "header", "suite": "s", "model": "m"}\n{"kind": "case"}\n')
     with pytest.raises(UserError, match="line 2 is not a result of this eval"):
         RunLog(tmp_path, {"suite": "s", "model": "m"}).load()
+
+
+def test_a_run_that_does_not_succeed_records_why(monkeypatch, tmp_path):
+    def brain(messages: Sequence[Message]):
+        if "planner of a team" in messages[0].content:
+            return {"tasks": [{"id": "total", "instruction": "Compute 7 * 12", "capability": "math", "depends_on": []}]}
+        return ""  # every agent answers nothing: the check fails every attempt
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: mini\ncases:\n  - {id: a, goal: 'What is 7 times 12?', answer_contains: '84'}\n")
+    monkeypatch.setattr(cli_eval, "build_model", lambda spec, settings: ScriptedModel(brain, name="brain"))
+    result = runner.invoke(
+        app(), ["eval", "runs", str(suite), "--out", str(tmp_path / "o"), "--model", "brain"], env={"COLUMNS": "300"}
+    )
+    assert result.exit_code == 0, result.output
+    [case] = json.loads((tmp_path / "o" / "report.json").read_text())["results"]
+    assert case["status"] != "succeeded" and not case["passed"]
+    assert case["reason"] and case["reason"].split(":")[0] in result.output  # the table's "why" shows it

@@ -362,6 +362,8 @@ class RunCaseResult:
     status: str
     failures: list[str] = field(default_factory=list)
     error: str | None = None
+    reason: str = ""
+    """Why the run ended as it did, in the run's own words (empty for a plain success)."""
     answer: str = ""
     latency_s: float = 0.0
     cost_usd: float = 0.0
@@ -417,6 +419,7 @@ async def run_goal(team: AutoTeam, case: RunCase, workspace: Path) -> RunCaseRes
         checks_passed=not failures,
         status=result.status.value,
         failures=failures,
+        reason=result.run.reason,
         answer=result.answer,
         latency_s=time.perf_counter() - started,
         cost_usd=result.usage.cost,
