@@ -207,8 +207,9 @@ class AgentRunner:
         # every provider accepts (a server that does not parse tool calls may not take tool messages either).
         messages.append(Message("assistant", said, tool_calls=kept if native else ()))
         results: list[str] = []
-        for call in calls:
-            key = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
+        for call, kept_call in zip(calls, kept, strict=True):
+            # By the kept arguments: a refused, oversized call is not copied whole once more to make its key.
+            key = json.dumps([call.name, kept_call.arguments], sort_keys=True, default=str)
             earlier = done.get(key)
             if earlier is not None:
                 # Small models repeat a call whose result they did not like; running it again changes nothing.
@@ -218,7 +219,7 @@ class AgentRunner:
                 result = done[key] = await toolbox.call(call)
                 repeated = False
             if self.emit and not repeated:
-                self.emit(ToolCalled(self.run_id, task.id, call.name, toolbox.recordable(call.arguments), result))
+                self.emit(ToolCalled(self.run_id, task.id, call.name, kept_call.arguments, result))
             if not result.startswith("error:") and not repeated:
                 ran.append(ToolResult(call.name, call.arguments, result))
             if native:

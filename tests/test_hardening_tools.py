@@ -423,3 +423,24 @@ def test_a_json_call_whose_arguments_hold_an_empty_key_reads_as_an_argument() ->
 
 
 CALCULATOR_SCHEMA = Registry.load().tools["calculator"].arguments
+
+
+async def test_a_large_write_is_recorded_by_reference_not_whole_in_its_event_row(tmp_path: Path) -> None:
+    content = "line of a long file\n" * 5_000  # 100,000 characters: within the limits, so it is written
+    model = _calls_then_answer(ToolCall("c1", "write_file", {"path": "long.txt", "content": content}))
+    with RunStore(tmp_path / "runs.sqlite3") as store:
+        record = store.subscriber("run000000001", "a goal")
+        runner = _runner(model, tmp_path / "ws", [])
+        runner.emit, runner.run_id = record, "run000000001"
+        engine = Engine(runner, retry=RetryPolicy(retries=0))
+        engine.subscribe(record)
+        result = await engine.run(TaskGraph(tasks=[WORK]), run_id="run000000001")
+        stored = store.get("run000000001")
+
+    assert result.status is RunStatus.SUCCEEDED and (tmp_path / "ws" / "long.txt").read_text() == content
+    (called,) = [event.payload for event in stored.events if event.type == "ToolCalled"]
+    assert called["arguments"] == {"path": "long.txt", "content": content}
+    with sqlite3.connect(tmp_path / "runs.sqlite3") as db:
+        (row,) = db.execute("SELECT payload FROM events WHERE type = 'ToolCalled'").fetchone()
+    db.close()
+    assert len(row) < 2_000 and '"$stored"' in row
