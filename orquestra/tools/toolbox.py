@@ -112,8 +112,8 @@ class Toolbox:
         try:
             async with deadline:
                 result = await self._run(function, call.arguments)
-        except ToolError as error:
-            return f"error: {error.message}"
+        except ToolError as error:  # a tool's own message: its length is the tool's to choose, within the cap
+            return f"error: {error.message}"[: limits.max_result_chars]
         except TimeoutError as error:
             if deadline.expired():
                 return f"error: tool '{call.name}' did not finish within {limits.max_seconds:g} s"
@@ -145,7 +145,7 @@ class Toolbox:
         """Call the tool: a coroutine function on the loop, anything else in a thread."""
         if inspect.iscoroutinefunction(function):
             return await function(self.context, **arguments)
-        result = await run_in_thread(partial(function, self.context, **arguments), name="orquestra-tool")
+        result = await run_in_thread(partial(function, self.context, **arguments))
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -155,7 +155,7 @@ class Toolbox:
         limit = self.context.limits.max_result_chars
         try:
             text = result if isinstance(result, str) else json.dumps(result, default=str)
-        except (ValueError, RecursionError):  # a circular or absurdly deep structure
+        except (TypeError, ValueError, RecursionError):  # keys that are not text, a cycle, absurd depth
             return f"error: tool '{name}' returned a {type(result).__name__} that cannot be written as JSON"
         if len(text) > limit:
             text = text[:limit] + f"\n[truncated: the result has {len(text)} characters; these are the first {limit}]"
