@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,9 @@ from orquestra.graph import Task
 from orquestra.models import Message, Model, ModelResponse, ToolCall, ToolChoice, Usage
 from orquestra.prompts import render
 from orquestra.registry import AgentCard
-from orquestra.tools.context import ToolContext
+from orquestra.tools.context import ToolContext, ToolLimits
 from orquestra.tools.textcalls import read_text_calls
-from orquestra.tools.toolbox import Toolbox
+from orquestra.tools.toolbox import Toolbox, preview
 from orquestra.trimming import CHARS_PER_TOKEN, estimate_tokens, fit_texts
 
 FINAL_REQUEST = "Give your final answer now, without calling tools."
@@ -64,6 +64,8 @@ class AgentRunner:
     """Rounds of tool calls one answer may take; then the agent must answer without tools."""
     check_retries: int = 1
     """Times an agent is asked again, told why, after an answer fails its checks (then its fallbacks try)."""
+    tool_limits: ToolLimits = field(default_factory=ToolLimits)
+    """How much one tool call may take in and give back, and how long it may run."""
     assignments: dict[str, Assignment] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
     """Tokens and cost of every call made so far."""
@@ -92,7 +94,10 @@ class AgentRunner:
         raise ModelError("every agent and model failed: " + "; ".join(failures))
 
     async def _run_with(self, agent: AgentCard, model: Model, task: Task, inputs: Mapping[str, Any]) -> str:
-        toolbox = Toolbox([self.dispatcher.registry.tools[name] for name in agent.tools], ToolContext(self.workspace))
+        toolbox = Toolbox(
+            [self.dispatcher.registry.tools[name] for name in agent.tools],
+            ToolContext(self.workspace, self.tool_limits),
+        )
         system = render(f"agents/{agent.prompt}.j2", agent=agent)
         room = model.context_window - RESERVED_FOR_ANSWER - estimate_tokens(system + task.instruction) - 200
         try:
@@ -194,12 +199,17 @@ class AgentRunner:
         """
         any_repeat = False
         native = bool(response.tool_calls)
+        # A call refused as too large is kept as a preview: it would otherwise go back with every request.
+        kept = tuple(replace(call, arguments=toolbox.recordable(call.arguments)) for call in calls)
+        oversized = any(kept_call.arguments is not call.arguments for kept_call, call in zip(kept, calls, strict=True))
+        said = preview(response.text) if oversized else response.text
         # Calls the provider parsed go back in its own format; calls read from text go back as text, which
         # every provider accepts (a server that does not parse tool calls may not take tool messages either).
-        messages.append(Message("assistant", response.text, tool_calls=tuple(calls) if native else ()))
+        messages.append(Message("assistant", said, tool_calls=kept if native else ()))
         results: list[str] = []
-        for call in calls:
-            key = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
+        for call, kept_call in zip(calls, kept, strict=True):
+            # By the kept arguments: a refused, oversized call is not copied whole once more to make its key.
+            key = json.dumps([call.name, kept_call.arguments], sort_keys=True, default=str)
             earlier = done.get(key)
             if earlier is not None:
                 # Small models repeat a call whose result they did not like; running it again changes nothing.
@@ -209,7 +219,7 @@ class AgentRunner:
                 result = done[key] = await toolbox.call(call)
                 repeated = False
             if self.emit and not repeated:
-                self.emit(ToolCalled(self.run_id, task.id, call.name, call.arguments, result))
+                self.emit(ToolCalled(self.run_id, task.id, call.name, kept_call.arguments, result))
             if not result.startswith("error:") and not repeated:
                 ran.append(ToolResult(call.name, call.arguments, result))
             if native:

@@ -3,7 +3,9 @@
 The store only reads events (like the console view), through `RunStore.subscriber`, plus the final answer and
 usage through `RunStore.finish`. It lives at ``<ORQUESTRA_HOME>/runs.sqlite3``. Several processes may share one
 home: the database runs in WAL mode (readers never block the writer), waits for a busy lock instead of failing,
-and keeps every transaction to one event, so no process holds the lock for long.
+and keeps every transaction to one event, so no process holds the lock for long. Texts too long for a row (a
+long output, the content of a large file a tool wrote) go to a file of ``<ORQUESTRA_HOME>/runs/<run id>/``,
+the row holding a reference and a preview (`orquestra.store_files`); reading a run puts them back.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from orquestra.events import (
 )
 from orquestra.exceptions import UserError
 from orquestra.graph import Task, TaskGraph
+from orquestra.store_files import INLINE_CHARS, TextFiles
 
 log = logging.getLogger(__name__)
 
@@ -262,9 +265,11 @@ class RunStore:
     Use it as a context manager, or call `close`: the connection must not outlive the store.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, inline_chars: int = INLINE_CHARS) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.texts = TextFiles(self.path.parent / self.path.stem, inline_chars)
+        """Where texts longer than `inline_chars` go (`<home>/runs/<run id>/`), a reference left in their row."""
         # Autocommit mode: each write opens its own short `BEGIN IMMEDIATE` transaction (see `_write`).
         # check_same_thread is off because callers move work to threads (asyncio.to_thread); the lock
         # serialises use of the one connection.
@@ -339,7 +344,7 @@ class RunStore:
         return record
 
     def _record(self, event: Event, seq: int, goal: str, model: str, started: dict[str, float]) -> None:
-        payload = json.dumps(_payload(event), ensure_ascii=False)
+        payload = json.dumps(self.texts.spill(event.run_id, _payload(event)), ensure_ascii=False)
         with self._write() as db:
             if isinstance(event, RunStarted):
                 db.execute(
@@ -370,7 +375,8 @@ class RunStore:
             case TaskSucceeded(task_id=task_id, output=output, elapsed=elapsed):
                 reason = skip_reason(output)
                 if reason is None:
-                    db.execute(task_sql, ("succeeded", _output_text(output), None, elapsed, event.run_id, task_id))
+                    text = self.texts.spill_text(event.run_id, _output_text(output))
+                    db.execute(task_sql, ("succeeded", text, None, elapsed, event.run_id, task_id))
                 else:  # a manifest task whose run_if was false: it did not run, whatever the engine counts
                     db.execute(task_sql, ("skipped", None, f"skipped: {reason}", None, event.run_id, task_id))
             case TaskFailed(task_id=task_id, error=error, elapsed=elapsed):
@@ -579,10 +585,14 @@ class RunStore:
             ).fetchall()
         if run is None:  # deleted by another process between resolve and here
             raise UnknownRun(f"no recorded run with id '{run_id}' (see `orquestra runs list`)")
+        texts = self.texts
         return StoredRun(
             run=_run_record(run),
-            tasks=[TaskRecord(*row) for row in tasks],
-            events=[EventRecord(seq, kind, at, json.loads(payload)) for seq, kind, at, payload in events],
+            tasks=[_task_record(row, texts.restore_text(full_id, row[4])) for row in tasks],
+            events=[
+                EventRecord(seq, kind, at, texts.restore(full_id, json.loads(payload)))
+                for seq, kind, at, payload in events
+            ],
         )
 
     def export(self, run_id: str) -> dict[str, Any]:
@@ -596,7 +606,13 @@ class RunStore:
         with self._write() as db:
             for table, column in (("events", "run_id"), ("tasks", "run_id"), ("approvals", "run_id"), ("runs", "id")):
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (full_id,))
+        self.texts.delete(full_id)
         return full_id
+
+
+def _task_record(row: tuple[Any, ...], output: str | None) -> TaskRecord:
+    task_id, capability, agent, status, _, error, elapsed = row
+    return TaskRecord(task_id, capability, agent, status, output, error, elapsed)
 
 
 def _run_record(row: tuple[Any, ...]) -> RunRecord:

@@ -1,20 +1,125 @@
-"""Arithmetic and math expressions, evaluated without any I/O or access to Python objects."""
+"""Arithmetic and math expressions, evaluated without any I/O or access to Python objects, within bounds.
+
+A calculation runs in a thread of its own (see `orquestra.tools.toolbox`), and a thread cannot be stopped:
+so the calculator refuses, before it starts, any step whose result would be too large to be worth computing.
+Numbers have at most `MAX_DIGITS` digits, `factorial` and `round` take arguments that keep them there, an
+expression has at most `MAX_EXPRESSION_CHARS` characters, and text is not a value at all (so there is no
+string repetition or formatting to blow up). Each refusal is a `ToolError` whose message goes to the model.
+"""
 
 from __future__ import annotations
 
+import ast
 import math
+import operator
 import re
+from collections.abc import Callable
+from typing import Any
 
-from simpleeval import InvalidExpression, SimpleEval
+from simpleeval import DEFAULT_OPERATORS, InvalidExpression, SimpleEval
 
-from orquestra.tools.context import ToolContext, ToolError
+from orquestra.tools.context import ToolContext, ToolError, quoted
 
-_FUNCTIONS = {
-    name: getattr(math, name)
-    for name in ("sqrt", "log", "log10", "log2", "exp", "sin", "cos", "tan", "floor", "ceil", "factorial")
-} | {"abs": abs, "round": round, "min": min, "max": max}
+MAX_DIGITS = 4_300
+"""The most digits of any whole number the calculator computes, as a result or on the way to one (Python's
+own limit for turning a number into text)."""
+MAX_EXPRESSION_CHARS = 2_000
+"""The longest expression evaluated."""
 
-_evaluator = SimpleEval(functions=_FUNCTIONS, names={"pi": math.pi, "e": math.e})
+
+class _TooLarge(ArithmeticError):
+    """A step whose result would have more than `MAX_DIGITS` digits."""
+
+
+_DIGITS_PER_BIT = math.log10(2)
+
+
+def _digits(bits: float) -> int:
+    return int(bits * _DIGITS_PER_BIT) + 1
+
+
+def _refuse(what: str, bits: float) -> _TooLarge:
+    return _TooLarge(f"{what} would have about {_digits(bits)} digits; the calculator works with at most {MAX_DIGITS}")
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    """`base ** exponent`, unless the result is a whole number too long to compute quickly."""
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
+        bits = exponent * math.log2(abs(base))
+        if _digits(bits) > MAX_DIGITS:
+            raise _refuse(f"{_short(base)} ** {_short(exponent)}", bits)
+    return operator.pow(base, exponent)
+
+
+def _product(left: Any, right: Any) -> Any:
+    """`left * right`, unless the product is a whole number too long to compute quickly."""
+    if isinstance(left, int) and isinstance(right, int):
+        bits = left.bit_length() + right.bit_length()
+        if _digits(bits) > MAX_DIGITS:
+            raise _refuse("the product", bits)
+    return operator.mul(left, right)
+
+
+def _left_shift(value: Any, shift: Any) -> Any:
+    """`value << shift`, unless the result is too long to compute quickly."""
+    if isinstance(value, int) and isinstance(shift, int) and shift > 0:
+        bits = value.bit_length() + shift
+        if _digits(bits) > MAX_DIGITS:
+            raise _refuse(f"{_short(value)} << {_short(shift)}", bits)
+    return operator.lshift(value, shift)
+
+
+def _factorial(value: Any) -> Any:
+    """`math.factorial`, for arguments whose factorial has at most `MAX_DIGITS` digits."""
+    if isinstance(value, int) and value > 1:
+        bits = math.lgamma(value + 1) / math.log(2)
+        if _digits(bits) > MAX_DIGITS:
+            raise _refuse(f"factorial({_short(value)})", bits)
+    return math.factorial(value)
+
+
+def _round(value: Any, ndigits: Any = None) -> Any:
+    """`round`, refusing a number of places so large that Python would build a power of ten that long."""
+    if isinstance(ndigits, int) and abs(ndigits) > MAX_DIGITS:
+        raise _TooLarge(f"round to {_short(ndigits)} places: the calculator works up to {MAX_DIGITS} digits")
+    return round(value) if ndigits is None else round(value, ndigits)
+
+
+def _short(number: int) -> str:
+    """A whole number as text short enough for a message (Python refuses to write very long ones)."""
+    if number.bit_length() < 64:
+        return str(number)
+    return f"a number of about {_digits(number.bit_length())} digits"
+
+
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    name: getattr(math, name) for name in ("sqrt", "log", "log10", "log2", "exp", "sin", "cos", "tan", "floor", "ceil")
+} | {"factorial": _factorial, "abs": abs, "round": _round, "min": min, "max": max}
+
+# A right shift only makes a number smaller: simpleeval's own bound on it (no base above 1e308) is not needed.
+_OPERATORS = DEFAULT_OPERATORS | {
+    ast.Pow: _power,
+    ast.Mult: _product,
+    ast.LShift: _left_shift,
+    ast.RShift: operator.rshift,
+}
+
+# Arithmetic only: names, numbers, operators, comparisons, conditionals and the functions above. Attributes,
+# subscripts and f-strings reach Python objects and their methods ('x'.ljust(10**9)); they are not needed.
+_ARITHMETIC = (ast.Name, ast.UnaryOp, ast.BinOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call, ast.keyword)
+
+
+def _evaluator() -> SimpleEval:
+    """A fresh evaluator: calls run in threads, possibly at once, and an evaluator keeps per-call state."""
+    evaluator = SimpleEval(operators=_OPERATORS, functions=_FUNCTIONS, names={"pi": math.pi, "e": math.e})
+    evaluator.nodes = {node: evaluator.nodes[node] for node in _ARITHMETIC} | {ast.Constant: _number}
+    return evaluator
+
+
+def _number(node: ast.Constant) -> Any:
+    if isinstance(node.value, str | bytes):
+        raise InvalidExpression(f"{quoted(str(node.value))} is text; the calculator works with numbers only")
+    return node.value
 
 
 def calculate(context: ToolContext, expression: str) -> str:
@@ -24,10 +129,25 @@ def calculate(context: ToolContext, expression: str) -> str:
     `15% of 64.80`, `1,200 × 3`, `2^10`, `12 * 7 = 84` (the left side). Results are rounded to 12
     significant digits, so that 64.80 * 0.15 reads 9.72 and not 9.719999999999999.
     """
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        raise ToolError(
+            f"cannot evaluate an expression of {len(expression)} characters: the calculator takes at most"
+            f" {MAX_EXPRESSION_CHARS}; split it into smaller steps"
+        )
     try:
-        value = _evaluator.eval(normalise(expression))
-    except (InvalidExpression, SyntaxError, ArithmeticError, TypeError, ValueError) as error:
-        raise ToolError(f"cannot evaluate '{expression}': {error}") from None
+        value = _evaluator().eval("", previously_parsed=ast.parse(normalise(expression), mode="eval").body)
+        text = _text(value)
+    except RecursionError:
+        raise ToolError(f"cannot evaluate {quoted(expression)}: it is nested too deeply; split it into steps") from None
+    except (InvalidExpression, SyntaxError, ArithmeticError, TypeError, ValueError, MemoryError) as error:
+        raise ToolError(f"cannot evaluate {quoted(expression)}: {error}") from None
+    return text
+
+
+def _text(value: Any) -> str:
+    """The value as the model reads it: floats to 12 significant digits, whole floats without '.0'."""
+    if isinstance(value, int) and _digits(value.bit_length()) > MAX_DIGITS:
+        raise _refuse("the result", value.bit_length())
     if isinstance(value, float) and math.isfinite(value):
         value = float(f"{value:.12g}")
         if value.is_integer() and abs(value) < 1e15:

@@ -122,7 +122,7 @@ def _json(block: str) -> Any:
         return None
     try:
         return json.loads(block)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested thousands deep: not a call anyone means
         return None
 
 
@@ -165,7 +165,7 @@ def _python_call(line: str, known: set[str]) -> tuple[str, dict[str, Any] | list
     source = line.strip().rstrip(";")
     try:
         node = ast.parse(source, mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, MemoryError, RecursionError):  # MemoryError: the parser's stack, not RAM
         # `calculate(12*7 + 3)` without quotes: the whole inside is the one argument.
         return match.group(1), [match.group(2).strip()]
     if not isinstance(node, ast.Call):
@@ -182,7 +182,7 @@ def _python_call(line: str, known: set[str]) -> tuple[str, dict[str, Any] | list
 def _literal(node: ast.expr, source: str) -> Any:
     try:
         return ast.literal_eval(node)
-    except ValueError:
+    except (ValueError, TypeError, MemoryError, RecursionError):
         # An expression such as 12*7, passed on as the text the model wrote.
         return ast.get_source_segment(source, node) or ast.unparse(node)
 
@@ -192,6 +192,8 @@ def _named(arguments: dict[str, Any] | list[Any], schema: Mapping[str, Any] | No
     if isinstance(arguments, dict) and "" not in arguments:
         return arguments
     positional = arguments if isinstance(arguments, list) else arguments.pop("")
+    if not isinstance(positional, list):  # a JSON object's own "" key, not the positional arguments of a call
+        positional = [positional]
     named = {} if isinstance(arguments, list) else dict(arguments)
     properties = list((schema or {}).get("properties", {}))
     required = [name for name in (schema or {}).get("required", []) if name in properties]
