@@ -58,12 +58,17 @@ def contains_secret(text: str) -> bool:
     return _pattern(secrets()).search(text) is not None
 
 
+_ANY_PREFIX = r"(?:sk-(?:ant-(?:api03-)?|proj-)?)?"
+"""A provider's key prefix, if one stands before a secret: it goes with the secret."""
+
+
 @functools.lru_cache(maxsize=16)
 def _pattern(known: frozenset[str]) -> re.Pattern[str]:
     """One alternation of every shape of every secret, longest first so that no shorter shape cuts a longer one."""
     shapes = {shape for secret in known for shape in _shapes(secret) if len(shape) >= MIN_SECRET_CHARS}
     alternatives = [re.escape(shape) for shape in sorted(shapes, key=len, reverse=True)]
-    return re.compile("|".join([*alternatives, _KEY_LIKE]))
+    secrets = [_ANY_PREFIX + "(?:" + "|".join(alternatives) + ")"] if alternatives else []
+    return re.compile("|".join([*secrets, _KEY_LIKE]))
 
 
 def _shapes(secret: str) -> set[str]:
