@@ -1,7 +1,8 @@
 """Budgets of tokens, cost and wall time for one run, and the meter every model call of the run goes through.
 
-A call is refused before it starts once a limit is reached, so a budget is never exceeded by more than the
-calls already in flight. Near a limit (by default at 90%) the loop starts no new tasks and writes its
+A call is refused before it starts once a limit is reached, and so is every further attempt of a call
+(instructor's re-asks, retries after a transient failure), so a budget is never exceeded by more than the
+attempts already in flight. Near a limit (by default at 90%) the loop starts no new tasks and writes its
 answer from what it has; the share left is room for that answer.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orquestra.exceptions import BudgetExceeded, UserError
+from orquestra.models.attempts import metering
 from orquestra.models.base import Message, Model, ModelResponse, OutputT, ToolChoice, ToolSpec, Usage, WrapperModel
 
 
@@ -119,7 +121,11 @@ class BudgetMeter:
 
 
 class MeteredModel(WrapperModel):
-    """`model`, with every call checked against a run's meter before it starts and counted after it ends."""
+    """`model`, with every attempt of every call checked against a run's meter before it starts, and counted.
+
+    A structured call's answers are counted one by one as they arrive (see `orquestra.models.attempts`), so an
+    instructor re-ask is judged on what the attempts before it spent.
+    """
 
     def __init__(self, model: Model, meter: BudgetMeter) -> None:
         super().__init__(model)
@@ -135,25 +141,29 @@ class MeteredModel(WrapperModel):
     ) -> ModelResponse:
         """Send `messages` if the budget allows, and count what the call cost."""
         self.meter.check()
-        response = await self.wrapped.request(
-            messages, tools=tools, output_schema=output_schema, tool_choice=tool_choice
-        )
+        with metering(_Attempts(self.meter)):
+            response = await self.wrapped.request(
+                messages, tools=tools, output_schema=output_schema, tool_choice=tool_choice
+            )
         self.meter.add(response.usage)
         return response
 
     async def structured(
         self, messages: Sequence[Message], output_type: type[OutputT], *, max_retries: int = 2
     ) -> tuple[OutputT, Usage]:
-        """A validated `output_type` if the budget allows; every attempt is counted."""
+        """A validated `output_type` if the budget allows; every attempt is checked first and counted."""
         self.meter.check()
+        attempts = _Attempts(self.meter)
         try:
-            result, usage = await self.wrapped.structured(messages, output_type, max_retries=max_retries)
+            with metering(attempts):
+                result, usage = await self.wrapped.structured(messages, output_type, max_retries=max_retries)
         except Exception as error:
             spent = getattr(error, "usage", None)
-            if isinstance(spent, Usage):
+            if not attempts.counted and isinstance(spent, Usage):
                 self.meter.add(spent)
             raise
-        self.meter.add(usage)
+        if not attempts.counted:  # a model whose `structured` reports no attempts: count the call as a whole
+            self.meter.add(usage)
         return result, usage
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
@@ -161,3 +171,18 @@ class MeteredModel(WrapperModel):
         self.meter.check()
         async for piece in self.wrapped.stream(messages):
             yield piece
+
+
+class _Attempts:
+    """A meter's view of the attempts of one call: each is checked first, and the answers counted as they come."""
+
+    def __init__(self, meter: BudgetMeter) -> None:
+        self.meter = meter
+        self.counted = False
+
+    def before_attempt(self) -> None:
+        self.meter.check()
+
+    def after_attempt(self, usage: Usage) -> None:
+        self.meter.add(usage)
+        self.counted = True

@@ -88,6 +88,21 @@ class TaskRetrying(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ModelRetrying(Event):
+    """A model call failed transiently and is sent again after `delay` seconds.
+
+    Transient: a rate limit, a server error, a timeout, a dropped connection or an unreadable answer, in any
+    step of the run (planning, an agent, reflection, the answer).
+    """
+
+    model: str
+    attempt: int
+    """The attempt that failed, from 1."""
+    error: str
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
 class ApprovalRequested(Event):
     """A task needs a person's approval before it starts; its branch waits, independent ones go on."""
 

@@ -2,17 +2,22 @@
 
 `OrquestraError` is the root. Errors that come from a user's input (a graph file, a registry card, a flag)
 derive from `UserError`: the CLI prints their message on one line and exits non-zero, never a traceback.
+Every message is redacted when the error is made (see `orquestra.redaction`): no configured secret reaches a
+log, a run record or a terminal through an error, whatever a provider echoed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from orquestra.redaction import redact
+
 
 class OrquestraError(Exception):
-    """Root of all Orquestra errors."""
+    """Root of all Orquestra errors; `message` is the redacted message."""
 
     def __init__(self, message: str) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
 
@@ -71,6 +76,17 @@ class ModelUnavailable(ModelError, TransientError):
         TransientError.__init__(self, message, retry_after=retry_after)
 
 
+class MalformedResponse(ModelError, TransientError):
+    """A provider answered, but not with a body that can be read: not JSON, or not the API's shape.
+
+    A proxy's error page or an overloaded server writes such bodies now and then, so the call is worth
+    retrying like a `ModelUnavailable` one; it is not a refusal of the request.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        TransientError.__init__(self, message, retry_after=retry_after)
+
+
 class ContextLengthExceeded(ModelError):
     """The request did not fit the model's context window."""
 
@@ -84,7 +100,7 @@ class InvalidOutput(ModelError):
 
     def __init__(self, message: str, *, raw: str | None = None, usage: Any = None) -> None:
         super().__init__(message)
-        self.raw = raw
+        self.raw = None if raw is None else redact(raw)
         self.usage = usage
 
 
@@ -103,6 +119,16 @@ class BudgetExceeded(StopRun):
     """A run's budget of tokens, cost or time is spent: no new model call may start."""
 
     status = "out_of_budget"
+
+
+class ReaskRefused(InvalidOutput, BudgetExceeded):
+    """A structured answer did not validate, and the budget allows no attempt to ask again.
+
+    Both what it derives from hold: as an `InvalidOutput` it carries the last answer (`raw`) for a
+    deterministic repair to work on, and as a `BudgetExceeded` it ends a run's work when nothing catches it.
+    """
+
+    status = BudgetExceeded.status
 
 
 class ScriptExhausted(OrquestraError):

@@ -19,7 +19,7 @@ from orquestra.approval import ApprovalRejected
 from orquestra.budget import BudgetMeter
 from orquestra.engine import Execution, RunStatus, TaskStatus
 from orquestra.events import Event, Reflected, Replanned, TaskFailed, TaskSucceeded
-from orquestra.exceptions import BudgetExceeded, ModelError, PatchRefused
+from orquestra.exceptions import BudgetExceeded, ModelConfigError, ModelError, PatchRefused
 from orquestra.graph import GraphPatch, TaskGraph
 from orquestra.reflect import Continue, Finish, ReflectionMode, Reflector, Replan, Verdict
 from orquestra.replanner import ReplanError, Replanner, describe_patch
@@ -175,7 +175,7 @@ class DynamicLoop:
                     await self._replan(execution, verdict)
         except BudgetExceeded as error:
             self._end(execution, str(error), RunStatus.OUT_OF_BUDGET)
-        except ModelError as error:
+        except (ModelError, ModelConfigError) as error:  # a refused key too: an unretrieved error would leak it
             log.warning("reflection failed, the plan stays as it is: %s", error)
             self.record.verdicts.append(Continue(f"reflection failed: {error}"))
         finally:

@@ -39,6 +39,7 @@ from orquestra.config import home_dir
 from orquestra.embeddings import DIMENSION, LocalEmbedder, check_installed
 from orquestra.exceptions import UserError
 from orquestra.graph import TaskGraph
+from orquestra.redaction import contains_secret, redact
 from orquestra.trimming import shorten
 
 logger = logging.getLogger(__name__)
@@ -103,13 +104,18 @@ _RUN_JSON = TypeAdapter(RunMemory)
 
 
 def _trimmed(run: RunMemory) -> RunMemory:
-    """The run with its long texts cut to a size worth keeping (and showing to a planner later)."""
-    return replace(
+    """The run as memory keeps it: long texts cut, configured secrets redacted from every field.
+
+    Texts are cut to a size worth keeping (and showing to a planner later); see `orquestra.redaction`.
+    """
+    run = replace(
         run,
         answer=shorten(run.answer, ANSWER_CHARS),
         lessons=[shorten(lesson, LESSON_CHARS) for lesson in run.lessons],
         tasks=[replace(task, summary=shorten(task.summary, SUMMARY_CHARS)) for task in run.tasks],
     )
+    record = _RUN_JSON.dump_json(run).decode()
+    return _RUN_JSON.validate_json(redact(record)) if contains_secret(record) else run
 
 
 class Memory(ABC):

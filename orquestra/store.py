@@ -17,7 +17,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +45,7 @@ from orquestra.events import (
 )
 from orquestra.exceptions import UserError
 from orquestra.graph import Task, TaskGraph
+from orquestra.redaction import redact
 from orquestra.store_files import INLINE_CHARS, TextFiles
 
 log = logging.getLogger(__name__)
@@ -301,8 +302,8 @@ class RunStore:
             self._db.close()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction, taking the write lock up front.
+    def _write(self) -> Iterator[_RedactingWriter]:
+        """One short write transaction, taking the write lock up front; every text written is redacted.
 
         IMMEDIATE waits for the lock (busy_timeout) at BEGIN; a deferred transaction that reads first and
         writes later could instead fail with "database is locked" when another process wrote in between.
@@ -310,7 +311,7 @@ class RunStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield _RedactingWriter(self._db)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -361,7 +362,7 @@ class RunStore:
             )
             self._update(db, event, started)
 
-    def _update(self, db: sqlite3.Connection, event: Event, started: dict[str, float]) -> None:
+    def _update(self, db: _RedactingWriter, event: Event, started: dict[str, float]) -> None:
         """Bring the runs and tasks tables up to date with `event`; `started` holds the tasks' start times."""
         task_sql = "UPDATE tasks SET status = ?, output = ?, error = ?, elapsed = ? WHERE run_id = ? AND task_id = ?"
         match event:
@@ -412,7 +413,7 @@ class RunStore:
                 pass
 
     @staticmethod
-    def _sync_tasks(db: sqlite3.Connection, run_id: str, graph: TaskGraph) -> None:
+    def _sync_tasks(db: _RedactingWriter, run_id: str, graph: TaskGraph) -> None:
         """Make the run's task rows match `graph`: new tasks pending, removed ones gone, statuses kept."""
         ids = [task.id for task in graph.tasks]
         placeholders = ",".join("?" * len(ids))
@@ -613,6 +614,29 @@ class RunStore:
 def _task_record(row: tuple[Any, ...], output: str | None) -> TaskRecord:
     task_id, capability, agent, status, _, error, elapsed = row
     return TaskRecord(task_id, capability, agent, status, output, error, elapsed)
+
+
+class _RedactingWriter:
+    """The store's connection as its writes use it: every text parameter is redacted before it reaches the file.
+
+    Whatever a run holds (an answer, an output, an error, a goal) may echo a configured secret; redacting what
+    is written, in one place, keeps every secret out of the file, its exports and `runs show`.
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Run one statement with redacted parameters."""
+        return self._db.execute(sql, _redacted(parameters))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
+        """Run one statement per row of redacted parameters."""
+        return self._db.executemany(sql, (_redacted(row) for row in rows))
+
+
+def _redacted(parameters: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(redact(value) if isinstance(value, str) else value for value in parameters)
 
 
 def _run_record(row: tuple[Any, ...]) -> RunRecord:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orquestra.redaction import redact
+
 INLINE_CHARS = 16_000
 """Texts up to this many characters stay in the store's rows; longer ones go to a file of the run's folder."""
 PREVIEW_CHARS = 500
@@ -90,6 +92,8 @@ class TextFiles:
         return self.root / name
 
     def _reference(self, run_id: str, text: str) -> dict[str, Any]:
+        # A long text leaves the row before the store's writer redacts it: its file must be redacted too.
+        text = redact(text)
         digest = _digest(text)
         path = self._folder(run_id) / f"{digest}.txt"
         if not path.exists():

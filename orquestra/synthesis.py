@@ -49,12 +49,20 @@ async def synthesize(model: Model, goal: str, run: RunResult) -> str:
         messages += [Message("assistant", response.text), Message("user", retold)]
         response = await model.request(messages)
     except BudgetExceeded as error:
-        return f"No answer was written ({error}). The results so far:\n\n" + _quoted(outputs)
+        return unanswered(str(error), run)
     if not answer_problems(response.text, outputs, goal):
         return response.text + _not_done(run, missing)
     sinks = {task_id: outputs[task_id] for task_id in _sinks(run) if task_id in outputs} or outputs
     quoted = "The results, as the tasks gave them (a written answer changed their figures):\n\n" + _quoted(sinks)
     return quoted + _not_done(run, missing)
+
+
+def unanswered(reason: str, run: RunResult) -> str:
+    """What stands for the answer when none could be written: the reason, then the results of `run` as they are."""
+    outputs = {task_id: str(run.outputs[task_id]) for task_id in run.finished}
+    if not outputs:
+        return f"No answer was written ({reason}), and no task finished."
+    return f"No answer was written ({reason}). The results so far:\n\n" + _quoted(outputs)
 
 
 def _not_done(run: RunResult, missing: list[str]) -> str:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -19,21 +20,24 @@ from orquestra.budget import Budget, BudgetMeter, MeteredModel
 from orquestra.config import Settings, load_settings
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, RunTask
-from orquestra.events import Event, Planned, PlanningStarted, Subscriber, TaskDrafted, TeamFinished
-from orquestra.exceptions import UserError
+from orquestra.events import Event, ModelRetrying, Planned, PlanningStarted, Subscriber, TaskDrafted, TeamFinished
+from orquestra.exceptions import OrquestraError, UserError
 from orquestra.graph import Task, TaskGraph
 from orquestra.loop import DynamicLoop, LoopRecord, ReplanRecord
 from orquestra.memory import DisabledMemory, Memory, Recalled, open_memory
 from orquestra.models import Model, RetryingModel, Usage, infer_model
+from orquestra.models.redacting import RedactedModel
+from orquestra.models.resilience import Retry, is_retrying, reporting_retries
 from orquestra.plan_stream import PlanStream
 from orquestra.planner import PlanExample, PlannedTask, Planner, PlanningStrategy, PlanResult
 from orquestra.recollection import examples as recall_examples
 from orquestra.recollection import run_memory
+from orquestra.redaction import register_secret
 from orquestra.reflect import ReflectionMode, Reflector
 from orquestra.registry import Registry
 from orquestra.replanner import Replanner
 from orquestra.store import RunStore, open_store
-from orquestra.synthesis import synthesize
+from orquestra.synthesis import synthesize, unanswered
 
 
 @dataclass
@@ -44,6 +48,8 @@ class Outcome:
     runner: AgentRunner
     loop: LoopRecord
     meter: BudgetMeter
+    emit: Subscriber | None = None
+    """Delivers events of the steps after the execution (the answer's) to the run's subscribers and store."""
 
 
 @dataclass
@@ -88,12 +94,14 @@ class AutoTeam:
         registry: the agents and tools; the built-in registry plus `settings.registry` folders by default.
         settings: models, keys and home folder; read from the environment and config file by default.
         model: the default model for agents, planning and synthesis (overrides the settings): a model
-            string, or a `Model` instance (used under its `name`).
+            string, or a `Model` instance (used under its `name`). Every model, one's own included, is
+            retried on transient failures (`RetryingModel`, unless it is one already) and has configured
+            secrets redacted from its answers.
         models: further `Model` instances by model string, e.g. for agent cards that name them.
         memory: long-term memory of runs: a `Memory`, False for none, or None for the Chroma memory under
-            the home folder (opened on first use; a broken one only warns).
+            the home folder (opened on first use and closed at the end of each run; a broken one only warns).
         store: the run history: a `RunStore`, False for none, or None for the SQLite store under the home
-            folder (opened on first use).
+            folder (opened on first use and closed at the end of each run).
         planner_model: the planning (and replanning) model, when it should differ.
         budget: limits of tokens, cost and time per run (the config file's by default).
         reflection: when the model judges the run (deterministic checks always run).
@@ -138,16 +146,24 @@ class AutoTeam:
         stream_plans: bool = True,
     ) -> None:
         self._models: dict[str, Model] = dict(models or {})
+        """Each model as given or made, by model string."""
+        self._guarded: dict[str, Model] = {}
+        """Each model as runs use it (see `model`)."""
         if isinstance(model, Model):
             self._models[model.name] = model
             model = model.name
         self.settings = (settings or load_settings()).with_model(model, planner_model)
+        for key in (self.settings.openai.api_key, self.settings.anthropic.api_key):
+            register_secret(key)
         self.registry = registry or Registry.load(*self.settings.registry)
         self._memory: Memory | None = memory if isinstance(memory, Memory) else None
         if memory is False:
             self._memory = DisabledMemory()
         self._store: RunStore | None = store if isinstance(store, RunStore) else None
         self._keep_history = store is not False
+        # What the team opens itself it closes at the end of each run; what it was given is the caller's.
+        self._owns_store = store is None or store is True
+        self._owns_memory = memory is None or memory is True
         # Past success breaks ties between equally ranked agents.
         self.dispatcher = Dispatcher(self.registry, success=lambda agent, cap: self.memory.success_rate(agent, cap))
         self.budget = budget if budget is not None else self.settings.budget
@@ -177,20 +193,39 @@ class AutoTeam:
         return self._store
 
     def close(self) -> None:
-        """Close the run store (the memory needs no closing)."""
+        """Close the run store, and the memory if the team opened it; a later run opens them again."""
         if self._store is not None:
             self._store.close()
             self._store = None
+        self._release_memory()
+
+    def release(self) -> None:
+        """Close what the team opened for its runs (the store's connection, the memory's client).
+
+        Each run calls it as it ends, so that no file stays open between runs, however many teams a
+        process makes; what the caller passed in stays open. The next use opens them again.
+        """
+        if self._owns_store and self._store is not None:
+            self._store.close()
+            self._store = None
+        self._release_memory()
+
+    def _release_memory(self) -> None:
+        if self._owns_memory and self._memory is not None:
+            self._memory.close()
+            self._memory = None
 
     def model(self, spec: str | None = None) -> Model:
-        """The model for `spec` (the default model when None), created once and shared."""
+        """The model for `spec` (the default model when None), created once and shared.
+
+        It is retried on transient failures and its answers are redacted (see `AutoTeam`'s `model`).
+        """
         spec = spec or self.settings.model
-        if spec not in self._models:
-            model = infer_model(spec, settings=self.settings, prices=self.registry.prices)
-            # Hosted providers fail transiently; the embedded and scripted models do not.
-            hosted = spec.startswith(("openai:", "anthropic:"))
-            self._models[spec] = RetryingModel(model) if hosted else model
-        return self._models[spec]
+        if spec not in self._guarded:
+            if spec not in self._models:
+                self._models[spec] = infer_model(spec, settings=self.settings, prices=self.registry.prices)
+            self._guarded[spec] = _guarded(self._models[spec])
+        return self._guarded[spec]
 
     def check_models(self, graph: TaskGraph, dispatcher: Dispatcher | None = None) -> None:
         """Resolve every model the graph's agents will use, so a bad model string fails before the run."""
@@ -244,9 +279,10 @@ class AutoTeam:
             if drafted is not None:
                 drafted(task)
 
-        result = await planner.plan(
-            goal, examples, drafted=report if subscribers or drafted else None, restarted=reasked
-        )
+        with reporting_retries(_retry_events(run_id, emit)):
+            result = await planner.plan(
+                goal, examples, drafted=report if subscribers or drafted else None, restarted=reasked
+            )
         result.recalled = [item.run.goal for item in recalled]
         emit(Planned(run_id, result.graph, tuple(result.repairs), tuple(result.recalled), tuple(result.notes)))
         return result
@@ -328,21 +364,24 @@ class AutoTeam:
             engine.subscribe(loop.on_event)
         for subscriber in subscribers:
             engine.subscribe(subscriber)
-        execution = engine.start(graph, run_id=run_id)
-        if loop is not None:
-            loop.attach(execution)
-        if plan_stream is not None:
-            plan_stream.attach(execution, loop)
-        if started is not None:
-            started(execution)
-        try:
-            result = await execution
-        finally:
-            if plan_stream is not None:
-                await plan_stream.close()
+        # Set before the engine starts: the tasks it starts (and theirs) inherit the listener.
+        with reporting_retries(_retry_events(run_id, engine.events.emit)):
+            execution = engine.start(graph, run_id=run_id)
             if loop is not None:
-                await loop.close()
-        return Outcome(result, runner, loop.record if loop else LoopRecord(graphs=[graph]), meter)
+                loop.attach(execution)
+            if plan_stream is not None:
+                plan_stream.attach(execution, loop)
+            if started is not None:
+                started(execution)
+            try:
+                result = await execution
+            finally:
+                if plan_stream is not None:
+                    await plan_stream.close()
+                if loop is not None:
+                    await loop.close()
+        record = loop.record if loop else LoopRecord(graphs=[graph])
+        return Outcome(result, runner, record, meter, engine.events.emit)
 
     def _queues_behind_planner(self, engine: Engine, task: Task) -> bool:
         """Whether `task` needs the embedded model's one slot while an embedded planner is writing the plan."""
@@ -354,12 +393,15 @@ class AutoTeam:
         meter = self.meter()
         subscribers = list(subscribers)
         run_id = uuid.uuid4().hex[:12]
-        if self.stream_plans:
-            plan, outcome = await self.plan_and_execute(goal, meter=meter, subscribers=subscribers, run_id=run_id)
-        else:
-            plan = await self.plan(goal, meter=meter, subscribers=subscribers, run_id=run_id)
-            outcome = await self.execute(plan.graph, goal=goal, meter=meter, subscribers=subscribers, run_id=run_id)
-        return await self.finish(goal, plan, outcome)
+        try:
+            if self.stream_plans:
+                plan, outcome = await self.plan_and_execute(goal, meter=meter, subscribers=subscribers, run_id=run_id)
+            else:
+                plan = await self.plan(goal, meter=meter, subscribers=subscribers, run_id=run_id)
+                outcome = await self.execute(plan.graph, goal=goal, meter=meter, subscribers=subscribers, run_id=run_id)
+            return await self.finish(goal, plan, outcome)
+        finally:
+            self.release()
 
     async def plan_and_execute(
         self,
@@ -451,10 +493,48 @@ class AutoTeam:
     async def finish(
         self, goal: str, plan: PlanResult | None, outcome: Outcome, *, answer: str | None = None
     ) -> TeamResult:
-        """Synthesise the answer of a run (unless `answer` is given) and gather, record and remember its result."""
-        if answer is None:
-            # A graph file run has no goal, so there is nothing to answer beyond the tasks' own outputs.
-            answer = await synthesize(MeteredModel(self.model(), outcome.meter), goal, outcome.run) if goal else ""
+        """Synthesise the answer of a run (unless `answer` is given) and gather, record and remember its result.
+
+        However the answer step ends, what was done is kept: a failure there leaves the results quoted as the
+        answer, the run `FAILED` with the reason (unless it had already ended otherwise), and it is recorded
+        and remembered; a cancellation is recorded as such before it goes on. Then the store and memory the
+        team opened are closed (`release`).
+        """
+        try:
+            if answer is None:
+                answer = await self._answer(goal, plan, outcome)
+            return await self._record(goal, plan, outcome, answer)
+        finally:
+            self.release()
+
+    async def _answer(self, goal: str, plan: PlanResult | None, outcome: Outcome) -> str:
+        """The answer to `goal` from the run's results; a failure of the step ends the run, keeping its results."""
+        if not goal:  # a graph file run has no goal, so there is nothing to answer beyond the tasks' own outputs
+            return ""
+        events = _retry_events(outcome.run.run_id, outcome.emit) if outcome.emit else None
+        try:
+            with reporting_retries(events) if events else contextlib.nullcontext():
+                return await synthesize(MeteredModel(self.model(), outcome.meter), goal, outcome.run)
+        except asyncio.CancelledError:
+            self._end(outcome, RunStatus.CANCELLED, "cancelled while the answer was written")
+            await self._record(goal, plan, outcome, "")
+            raise
+        except OrquestraError as error:  # a provider, the key, the budget: the run's results are still good
+            reason = f"the answer step failed: {error}"
+            self._end(outcome, RunStatus.FAILED, reason)
+            return unanswered(reason, outcome.run)
+
+    @staticmethod
+    def _end(outcome: Outcome, status: RunStatus, reason: str) -> None:
+        """End `outcome`'s run with `status` for `reason`; a run that had already ended otherwise keeps its status."""
+        run = outcome.run
+        if run.status is RunStatus.SUCCEEDED or status is RunStatus.CANCELLED:
+            outcome.run = dataclasses.replace(run, status=status, reason="; ".join(filter(None, [run.reason, reason])))
+        else:
+            outcome.run = dataclasses.replace(run, reason="; ".join(filter(None, [run.reason, reason])))
+
+    async def _record(self, goal: str, plan: PlanResult | None, outcome: Outcome, answer: str) -> TeamResult:
+        """Record and remember the run's result, and return it."""
         runner = outcome.runner
         if self.store is not None:
             self.store.finish(
@@ -481,6 +561,22 @@ class AutoTeam:
             workspace=runner.workspace,
             loop=outcome.loop,
         )
+
+
+def _guarded(model: Model) -> Model:
+    """`model` as a team uses it: retried on transient failures (unless it already is), its answers redacted."""
+    if isinstance(model, RedactedModel):
+        return model
+    return RedactedModel(model if is_retrying(model) else RetryingModel(model))
+
+
+def _retry_events(run_id: str, emit: Subscriber) -> Callable[[Retry], None]:
+    """A retry listener that emits each retry of run `run_id` as a `ModelRetrying` event."""
+
+    def report(retry: Retry) -> None:
+        emit(ModelRetrying(run_id, retry.model, retry.attempt, retry.error, retry.delay))
+
+    return report
 
 
 def _slot(model: str) -> str:

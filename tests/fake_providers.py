@@ -15,15 +15,20 @@ forces, if it forces one (instructor's tool mode, Anthropic's JSON answers), els
 
 For a subprocess or the CLI, `server.env()` gives the environment variables that point the SDK at the fake.
 A responder that raises makes the server answer 500 and re-raise the error when the `with` block ends.
+
+`Faults(responder)` wraps a responder so that a share of the requests (30% by default) get a fault instead:
+an HTTP 429, 500 or 503, a dropped connection, a body that is not JSON or not the API's shape, or an answer
+too slow for the client's timeout; `faults.injected` counts what it sent.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import socket
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,6 +71,8 @@ class Reply:
     """An error type sent as an SSE error event after the first delta of a streamed answer."""
     delay: float = 0.0
     """Seconds to wait before answering."""
+    drop: bool = False
+    """Close the connection without answering (a dropped connection)."""
 
 
 Responder = Callable[[dict[str, Any]], "Reply | str"]
@@ -100,6 +107,52 @@ def raw(body: bytes | str, *, status: int = 200, content_type: str = "applicatio
     """A body sent as is, e.g. malformed JSON."""
     payload = body.encode() if isinstance(body, str) else body
     return Reply(raw=payload, status=status, content_type=content_type)
+
+
+def dropped() -> Reply:
+    """No answer at all: the server closes the connection."""
+    return Reply(drop=True)
+
+
+FAULTS: dict[str, Callable[[float], Reply]] = {
+    "429": lambda slow: error(429, "Rate limit reached", headers={"Retry-After": "0"}),
+    "500": lambda slow: error(500, "The server had an error while processing your request."),
+    "503": lambda slow: error(503, "Service Unavailable"),
+    "dropped connection": lambda slow: dropped(),
+    "truncated JSON": lambda slow: raw('{"id": "chatcmpl-1", "choices": ['),
+    "HTML page": lambda slow: raw("<html><body>502 Bad Gateway</body></html>", content_type="text/html"),
+    "wrong shape": lambda slow: raw('{"unexpected": true}'),
+    "timeout": lambda slow: text("too late", delay=slow),
+}
+"""Each kind of fault `Faults` injects, given the delay that outlasts the client's timeout."""
+
+
+class Faults:
+    """A responder that answers `rate` of the requests with a fault (a kind of `FAULTS`, at random) instead.
+
+    The draws come from a generator seeded with `seed`, so a run that sends its requests in the same order
+    meets the same faults. `slow` is the delay of a "timeout" fault: longer than the client's timeout.
+    """
+
+    def __init__(self, responder: Responder, *, rate: float = 0.3, seed: int = 0, slow: float = 1.0) -> None:
+        self.responder = responder
+        self.rate = rate
+        self.slow = slow
+        self.injected: Counter[str] = Counter()
+        """How many faults of each kind were sent."""
+        self.answered = 0
+        """How many requests got a real answer."""
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def __call__(self, request: dict[str, Any]) -> Reply | str:
+        with self._lock:
+            kind = self._random.choice(sorted(FAULTS)) if self._random.random() < self.rate else None
+            if kind is None:
+                self.answered += 1
+            else:
+                self.injected[kind] += 1
+        return self.responder(request) if kind is None else FAULTS[kind](self.slow)
 
 
 class FakeServer:
@@ -206,8 +259,8 @@ class FakeServer:
 
     # Answering
 
-    def answer(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        """Status, headers and body for one request (called from the server's threads)."""
+    def answer(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes] | None:
+        """Status, headers and body for one request (called from the server's threads); None to hang up."""
         try:
             request = json.loads(body or b"{}")
         except json.JSONDecodeError:
@@ -225,6 +278,8 @@ class FakeServer:
             return self._error(error(500, f"{type(self).__name__}: the responder failed: {failure!r}"))
         if reply.delay:
             self._stopping.wait(reply.delay)  # cut short by stop(), so that a timeout test does not wait it out
+        if reply.drop:
+            return None
         if reply.raw is not None:
             return reply.status, {"Content-Type": reply.content_type, **reply.headers}, reply.raw
         if reply.status >= 400:
@@ -477,6 +532,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
     daemon_threads = False  # server_close() joins them: no thread outlives the test
     block_on_close = True
+    request_queue_size = 128  # many clients at once (concurrent runs) must not be refused by a full backlog
 
     def __init__(self, fake: FakeServer) -> None:
         self.fake = fake
@@ -514,7 +570,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status, headers, payload = self.server.fake.answer(self.path, dict(self.headers.items()), body)
+        answer = self.server.fake.answer(self.path, dict(self.headers.items()), body)
+        if answer is None:  # a dropped connection: close it without a word
+            self.close_connection = True
+            return
+        status, headers, payload = answer
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)

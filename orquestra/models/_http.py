@@ -13,6 +13,7 @@ from typing import Protocol
 import httpx2
 
 from orquestra.exceptions import ContextLengthExceeded, ModelConfigError, ModelError, ModelUnavailable, OrquestraError
+from orquestra.redaction import REDACTED
 
 _CONTEXT_EXCEEDED = re.compile(
     r"context.{0,3}(length|window|limit)|maximum context|prompt is too long|too many tokens"
@@ -39,7 +40,7 @@ def status_error(model: str, error: HTTPStatusError, *, key_variable: str, secre
     the key, not even a masked part of it as OpenAI's 401 message does.
     """
     status: int = error.status_code
-    message = _KEY_LIKE.sub("[redacted]", _api_message(error.body, str(error.message)).replace(secret, "[redacted]"))
+    message = _KEY_LIKE.sub(REDACTED, _api_message(error.body, str(error.message)).replace(secret, REDACTED))
     if status in (401, 403):
         return ModelConfigError(f"{model}: the API key was refused (HTTP {status}: {message}); check {key_variable}")
     if status in (408, 409, 429) or status >= 500:

@@ -3,7 +3,9 @@
 The Messages API differs from OpenAI's chat format in three ways this adapter bridges: the system prompt is
 a parameter, not a message; tool calls and their results are content blocks (`tool_use`, `tool_result`);
 and the results of one turn's tool calls travel together in a single user message. The SDK never retries
-(`max_retries=0`): `RetryingModel` does, honouring Retry-After.
+(`max_retries=0`): `RetryingModel` does, honouring Retry-After; a body that cannot be read is a
+`MalformedResponse`, retried too. SDK errors become Orquestra's (redacted) before anything sees them, instructor
+included, and are never chained to them.
 
 JSON answers (`output_schema`) come from a forced tool whose input schema is the output schema: Claude fills
 tool inputs to match their schema on every model, so there is no prose or code fence around the JSON to strip,
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import anthropic
 import instructor
@@ -32,12 +34,12 @@ from anthropic.types import (
     UserMessageParam,
 )
 from anthropic.types import Message as AnthropicMessage
-from instructor.core import IncompleteOutputException, InstructorRetryException
 
-from orquestra.exceptions import InvalidOutput, ModelConfigError, ModelError, ModelUnavailable, OrquestraError
+from orquestra.exceptions import MalformedResponse, ModelConfigError, ModelError, ModelUnavailable, OrquestraError
 from orquestra.models._http import shared_ssl_context, status_error
 from orquestra.models.base import (
     FREE,
+    Attempts,
     Message,
     Model,
     ModelResponse,
@@ -47,9 +49,9 @@ from orquestra.models.base import (
     ToolChoice,
     ToolSpec,
     Usage,
-    invalid_output,
-    plain,
+    instructed,
 )
+from orquestra.redaction import register_secret
 
 OUTPUT_TOOL = "output"
 """The tool Claude is made to call when a request asks for JSON: its input is the answer."""
@@ -104,6 +106,7 @@ class AnthropicModel(Model):
                 f"ANTHROPIC_API_KEY is not set: export it (or pass api_key=...) to use '{self.name}'"
             )
         self._api_key = key
+        register_secret(key)
         self.price = price or FREE
         self.timeout = timeout
         self.max_tokens = max_tokens
@@ -152,7 +155,7 @@ class AnthropicModel(Model):
                     tool_choice=tool_choice_param,
                 )
             except (anthropic.AnthropicError, json.JSONDecodeError) as error:
-                raise self._error(error) from error
+                raise self._error(error) from None
         return self._response(message, json_answer=output_schema is not None)
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
@@ -169,45 +172,54 @@ class AnthropicModel(Model):
                     async for text in events.text_stream:
                         yield text
             except (anthropic.AnthropicError, json.JSONDecodeError) as error:
-                raise self._error(error) from error
+                raise self._error(error) from None
 
     async def structured(
         self, messages: Sequence[Message], output_type: type[OutputT], *, max_retries: int = 2
     ) -> tuple[OutputT, Usage]:
         """An `output_type` object through instructor's Anthropic tool mode, with the usage of every attempt."""
         system, conversation = _conversation(messages)
-        tally = _Tally(self)
+        attempts = Attempts()
         options: dict[str, Any] = {"system": system} if system else {}
         async with self._client() as client:
+
+            async def attempt(**request: Any) -> AnthropicMessage:
+                attempts.start()
+                try:
+                    message = await client.messages.create(**request)
+                except (anthropic.AnthropicError, json.JSONDecodeError) as error:
+                    raise self._error(error) from None
+                message = self._readable(message)
+                attempts.answered(self._usage(message), _raw_text(message))
+                return message
+
             # Mode.TOOLS: instructor 1.17 picks the provider from the client and deprecates ANTHROPIC_TOOLS.
-            patched = instructor.from_anthropic(client, mode=instructor.Mode.TOOLS)
-            patched.on("completion:response", tally.add)
-            try:
-                result = await patched.create(
-                    response_model=output_type,
-                    # instructor types `messages` as OpenAI's; for an Anthropic client it passes them on as they are.
-                    messages=cast("list[Any]", conversation),
-                    max_retries=max_retries,  # instructor >= 1.17: retries after the first attempt
-                    model=self.model_name,
-                    max_tokens=self.max_tokens,
-                    **options,
-                )
-            except InstructorRetryException as error:
-                cause = error.__cause__
-                if isinstance(cause, anthropic.AnthropicError | json.JSONDecodeError):
-                    raise self._error(cause) from error  # a provider failure, not a bad answer
-                raise invalid_output(self.name, output_type, error, tally.usage, tally.last_text) from error
-            except IncompleteOutputException as error:
-                raise InvalidOutput(
-                    f"{self.name}: the answer was cut off at max_tokens={self.max_tokens}",
-                    raw=tally.last_text,
-                    usage=tally.usage,
-                ) from error
-        return plain(output_type, result), tally.usage
+            return await instructed(
+                self.name,
+                output_type,
+                attempt,
+                attempts,
+                mode=instructor.Mode.TOOLS,
+                provider=instructor.Provider.ANTHROPIC,
+                max_retries=max_retries,  # instructor >= 1.17: retries after the first attempt
+                cut_off=f"at max_tokens={self.max_tokens}",
+                # instructor types `messages` as OpenAI's; for Anthropic it passes them on as they are.
+                messages=conversation,
+                model=self.model_name,
+                max_tokens=self.max_tokens,
+                **options,
+            )
+
+    def _readable(self, message: object) -> AnthropicMessage:
+        """`message` if it is a Messages API message with content, else `MalformedResponse`."""
+        if not isinstance(message, AnthropicMessage):  # a body that is not JSON comes back as a str
+            raise MalformedResponse(f"{self.name}: the server did not answer with a message: {message!r:.200}")
+        if not isinstance(getattr(message, "content", None), list):
+            raise MalformedResponse(f"{self.name}: malformed message from the server (no content)")
+        return message
 
     def _response(self, message: object, *, json_answer: bool) -> ModelResponse:
-        if not isinstance(message, AnthropicMessage):  # a body that is not JSON comes back as a str
-            raise ModelError(f"{self.name}: the server did not answer with a message: {message!r:.200}")
+        message = self._readable(message)
         try:
             texts: list[str] = []
             calls: list[ToolCall] = []
@@ -228,7 +240,7 @@ class AnthropicModel(Model):
             )
         except (AttributeError, TypeError, ValueError) as error:
             # The SDK does not validate bodies: a JSON body of the wrong shape fails here, on first use.
-            raise ModelError(f"{self.name}: malformed message from the server ({error})") from error
+            raise MalformedResponse(f"{self.name}: malformed message from the server ({error})") from None
 
     def _usage(self, message: AnthropicMessage) -> Usage:
         usage = message.usage
@@ -248,24 +260,15 @@ class AnthropicModel(Model):
                 return ModelUnavailable(f"{self.name}: {error.type} during the answer: {error.api_message}")
             return status_error(self.name, error, key_variable="ANTHROPIC_API_KEY", secret=self._api_key)
         if isinstance(error, json.JSONDecodeError | anthropic.APIResponseValidationError):
-            return ModelError(f"{self.name}: the server's answer is not valid JSON ({error})")
+            return MalformedResponse(f"{self.name}: the server's answer is not valid JSON ({error})")
         return ModelError(f"{self.name}: {type(error).__name__}: {error}")
 
 
-class _Tally:
-    """Usage and last raw answer of every response instructor receives (re-asks included)."""
-
-    def __init__(self, model: AnthropicModel) -> None:
-        self.model = model
-        self.usage = Usage()
-        self.last_text: str | None = None
-
-    def add(self, response: object) -> None:
-        if isinstance(response, AnthropicMessage):
-            self.usage = self.usage + self.model._usage(response)
-            inputs = [json.dumps(block.input) for block in response.content if isinstance(block, ToolUseBlock)]
-            texts = [block.text for block in response.content if isinstance(block, TextBlock)]
-            self.last_text = inputs[0] if inputs else "".join(texts)
+def _raw_text(message: AnthropicMessage) -> str:
+    """The answer as the model wrote it: the input of its first tool call, else its text."""
+    inputs = [json.dumps(block.input) for block in message.content if isinstance(block, ToolUseBlock)]
+    texts = [block.text for block in message.content if isinstance(block, TextBlock)]
+    return inputs[0] if inputs else "".join(texts)
 
 
 def _conversation(messages: Sequence[Message]) -> tuple[str, list[MessageParam]]:

@@ -13,16 +13,24 @@ import re
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from orquestra.exceptions import InvalidOutput, describe_validation_error
+from orquestra.exceptions import (
+    BudgetExceeded,
+    InvalidOutput,
+    OrquestraError,
+    ReaskRefused,
+    describe_validation_error,
+)
+from orquestra.models.attempts import finished_attempt, starting_attempt
 from orquestra.trimming import estimate_tokens
 
 if TYPE_CHECKING:
+    import instructor
     from openai.types.chat import ChatCompletion
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -169,29 +177,22 @@ class Model(ABC):
         """Return an `output_type` object validated by instructor, and the usage of every attempt.
 
         A validation error goes back to the model for up to `max_retries` more attempts; after that,
-        `InvalidOutput` carries the last raw answer in `.raw` and the usage in `.usage`.
+        `InvalidOutput` carries the last raw answer in `.raw` and the usage in `.usage`. A provider failure
+        (`ModelUnavailable`, `MalformedResponse`...) is raised as it is, for the retry wrapper to retry.
         """
-        # Imported here: instructor and the openai SDK are heavy, and the CLI must start fast.
-        import instructor
-        from instructor.core import IncompleteOutputException, InstructorRetryException
+        import instructor  # here: instructor and the openai SDK are heavy, and the CLI must start fast
 
         shim = _OpenAIShim(self)
-        create: Any = instructor.patch(create=shim.create, mode=instructor.Mode.JSON_SCHEMA)
-        try:
-            result = await create(
-                messages=[to_openai_dict(message) for message in messages],
-                response_model=output_type,
-                max_retries=max_retries,  # instructor makes max_retries + 1 attempts
-                model=self.name,
-            )
-        except InstructorRetryException as error:
-            raise invalid_output(self.name, output_type, error, shim.usage, shim.last_text) from error
-        except IncompleteOutputException as error:
-            # The answer hit the token limit: what came before the cut may still hold a usable plan.
-            raise InvalidOutput(
-                f"{self.name}: the answer was cut off at the token limit", raw=shim.last_text, usage=shim.usage
-            ) from error
-        return plain(output_type, result), shim.usage
+        return await instructed(
+            self.name,
+            output_type,
+            shim.create,
+            shim.attempts,
+            mode=instructor.Mode.JSON_SCHEMA,
+            max_retries=max_retries,  # instructor makes max_retries + 1 attempts
+            messages=[to_openai_dict(message) for message in messages],
+            model=self.name,
+        )
 
     async def count_tokens(self, messages: Sequence[Message], *, output_schema: dict[str, Any] | None = None) -> int:
         """The tokens of the context window that `messages` take, `output_schema` included (it may be prompted).
@@ -237,6 +238,78 @@ class WrapperModel(Model):
 def plain(output_type: type[OutputT], result: BaseModel) -> OutputT:
     """`result` as a plain `output_type`: instructor returns a subclass carrying its raw response along."""
     return output_type.model_validate(result.model_dump())
+
+
+class Attempts:
+    """The attempts of one structured call: their usage added up, and the raw text of the last answer.
+
+    Whatever sends the requests calls `start` before each (the run's budget may refuse it) and `answered`
+    after each answer, re-asks included.
+    """
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.last_text: str | None = None
+
+    def start(self) -> None:
+        """Clear one more attempt with the budget of the call being made (`BudgetExceeded` when it is spent)."""
+        starting_attempt()
+
+    def answered(self, usage: Usage, text: str | None) -> None:
+        """Count one answer."""
+        self.usage = self.usage + usage
+        self.last_text = text
+        finished_attempt(usage)
+
+
+async def instructed(
+    name: str,
+    output_type: type[OutputT],
+    create: Callable[..., Awaitable[Any]],
+    attempts: Attempts,
+    *,
+    mode: instructor.Mode,
+    provider: instructor.Provider | None = None,
+    max_retries: int,
+    cut_off: str = "at the token limit",
+    **request: Any,
+) -> tuple[OutputT, Usage]:
+    """An `output_type` object from instructor driving `create` (one call per attempt), and what it cost.
+
+    `create` sends one request, calling `attempts.start()` first and `attempts.answered(...)` after, and
+    raises Orquestra's errors, never an SDK's. Those errors come out as they are (a provider failure is
+    the retry wrapper's to retry, a spent budget the run's to handle); an answer that never validates is an
+    `InvalidOutput`, and one the budget allows no re-ask for a `ReaskRefused`. No SDK or instructor
+    exception is chained to what is raised: their messages may hold what a provider echoed.
+    """
+    import instructor
+    from instructor.core import IncompleteOutputException, InstructorRetryException
+
+    patched: Any = instructor.patch(create=create, mode=mode, provider=provider or instructor.Provider.OPENAI)
+    try:
+        result = await patched(response_model=output_type, max_retries=max_retries, **request)
+    except InstructorRetryException as error:
+        raise _gave_up(name, output_type, error, attempts) from None
+    except IncompleteOutputException:
+        # The answer hit the token limit: what came before the cut may still hold a usable plan.
+        raise InvalidOutput(
+            f"{name}: the answer was cut off {cut_off}", raw=attempts.last_text, usage=attempts.usage
+        ) from None
+    return plain(output_type, result), attempts.usage
+
+
+def _gave_up(name: str, output_type: type[BaseModel], error: Exception, attempts: Attempts) -> OrquestraError:
+    """What a structured call raises when instructor gives up, by what made it give up."""
+    cause = error.__cause__
+    if isinstance(cause, BudgetExceeded) and attempts.last_text is not None:
+        return ReaskRefused(
+            f"{name} did not write a valid {describe_output(output_type)}, and {cause.message}: no re-ask",
+            raw=attempts.last_text,
+            usage=attempts.usage,
+        )
+    if isinstance(cause, OrquestraError):
+        return cause  # a provider failure or a spent budget, not a bad answer
+    return invalid_output(name, output_type, error, attempts.usage, attempts.last_text)
 
 
 def invalid_output(
@@ -305,8 +378,7 @@ class _OpenAIShim:
 
     def __init__(self, model: Model) -> None:
         self.model = model
-        self.usage = Usage()
-        self.last_text: str | None = None
+        self.attempts = Attempts()
 
     async def create(self, **kwargs: Any) -> ChatCompletion:
         from openai.types.chat import ChatCompletion
@@ -314,9 +386,9 @@ class _OpenAIShim:
         messages = [from_openai_dict(message) for message in kwargs["messages"]]
         response_format = kwargs.get("response_format") or {}
         schema = (response_format.get("json_schema") or {}).get("schema")
+        self.attempts.start()
         response = await self.model.request(messages, output_schema=schema)
-        self.usage = self.usage + response.usage
-        self.last_text = response.text
+        self.attempts.answered(response.usage, response.text)
         return ChatCompletion.model_validate(
             {
                 "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",

@@ -2,7 +2,9 @@
 
 ``openai:<model>`` with `OPENAI_API_KEY`; point `OPENAI_BASE_URL` (or `base_url`) at a compatible server, which
 needs no key. The SDK never retries (`max_retries=0`): `RetryingModel` retries every provider the same way,
-honouring the Retry-After that `ModelUnavailable.retry_after` carries.
+honouring the Retry-After that `ModelUnavailable.retry_after` carries. A body that cannot be read (not JSON,
+or not a chat completion) is a `MalformedResponse`, retried like the other transient failures. SDK errors
+become Orquestra's (redacted) before anything sees them, instructor included, and are never chained to them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Any, cast
 
 import instructor
 import openai
-from instructor.core import IncompleteOutputException, InstructorRetryException
 from openai.types.chat import (
     ChatCompletion,
     ChatCompletionFunctionToolParam,
@@ -25,6 +26,7 @@ from openai.types.shared_params import ResponseFormatJSONSchema
 
 from orquestra.exceptions import (
     InvalidOutput,
+    MalformedResponse,
     ModelConfigError,
     ModelError,
     ModelUnavailable,
@@ -33,6 +35,7 @@ from orquestra.exceptions import (
 from orquestra.models._http import shared_ssl_context, status_error
 from orquestra.models.base import (
     FREE,
+    Attempts,
     Message,
     Model,
     ModelResponse,
@@ -42,10 +45,10 @@ from orquestra.models.base import (
     ToolChoice,
     ToolSpec,
     Usage,
-    invalid_output,
-    plain,
+    instructed,
     to_openai_dict,
 )
+from orquestra.redaction import register_secret
 
 NO_KEY = "not-needed"
 """Sent as the key to a compatible server when none is set: the SDK insists on one, local servers ignore it."""
@@ -87,6 +90,7 @@ class OpenAIModel(Model):
                 "OPENAI_BASE_URL to an OpenAI-compatible server (Ollama, vLLM, LM Studio) that needs no key"
             )
         self._api_key = key or NO_KEY
+        register_secret(key)
         self.price = price or FREE
         self.timeout = timeout
         if context_window is not None:
@@ -131,7 +135,7 @@ class OpenAIModel(Model):
                     response_format=response_format,
                 )
             except (openai.OpenAIError, json.JSONDecodeError) as error:
-                raise self._error(error) from error
+                raise self._error(error) from None
         return self._response(completion)
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
@@ -146,38 +150,48 @@ class OpenAIModel(Model):
                         if chunk.choices and chunk.choices[0].delta.content:
                             yield chunk.choices[0].delta.content
             except (openai.OpenAIError, json.JSONDecodeError) as error:
-                raise self._error(error) from error
+                raise self._error(error) from None
 
     async def structured(
         self, messages: Sequence[Message], output_type: type[OutputT], *, max_retries: int = 2
     ) -> tuple[OutputT, Usage]:
         """An `output_type` object through instructor's tool-calling mode, with the usage of every attempt."""
-        tally = _Tally(self)
+        attempts = Attempts()
         async with self._client() as client:
-            patched = instructor.from_openai(client, mode=instructor.Mode.TOOLS)
-            patched.on("completion:response", tally.add)
-            try:
-                # instructor >= 1.17 counts `max_retries` after the first attempt, like our own `max_retries`.
-                result = await patched.create(
-                    response_model=output_type,
-                    messages=_messages(messages),
-                    max_retries=max_retries,
-                    model=self.model_name,
-                )
-            except InstructorRetryException as error:
-                cause = error.__cause__
-                if isinstance(cause, openai.OpenAIError | json.JSONDecodeError):
-                    raise self._error(cause) from error  # a provider failure, not a bad answer
-                raise invalid_output(self.name, output_type, error, tally.usage, tally.last_text) from error
-            except IncompleteOutputException as error:
-                raise InvalidOutput(
-                    f"{self.name}: the answer was cut off at the token limit", raw=tally.last_text, usage=tally.usage
-                ) from error
-        return plain(output_type, result), tally.usage
+
+            async def attempt(**request: Any) -> ChatCompletion:
+                attempts.start()
+                try:
+                    completion = await client.chat.completions.create(**request)
+                except (openai.OpenAIError, json.JSONDecodeError) as error:
+                    raise self._error(error) from None
+                completion = self._readable(completion)
+                attempts.answered(self._usage(completion), _raw_text(completion))
+                return completion
+
+            # instructor >= 1.17 counts `max_retries` after the first attempt, like our own `max_retries`.
+            return await instructed(
+                self.name,
+                output_type,
+                attempt,
+                attempts,
+                mode=instructor.Mode.TOOLS,
+                max_retries=max_retries,
+                messages=_messages(messages),
+                model=self.model_name,
+            )
+
+    def _readable(self, completion: object) -> ChatCompletion:
+        """`completion` if it is a chat completion with a message, else `MalformedResponse` (the SDK checks nothing)."""
+        if not isinstance(completion, ChatCompletion):  # a body that is not JSON comes back as a str
+            body = f"{completion!r:.200}"
+            raise MalformedResponse(f"{self.name}: the server did not answer with a chat completion: {body}")
+        if not completion.choices or not hasattr(completion.choices[0], "message"):
+            raise MalformedResponse(f"{self.name}: malformed chat completion from the server (no message)")
+        return completion
 
     def _response(self, completion: object) -> ModelResponse:
-        if not isinstance(completion, ChatCompletion):  # a body that is not JSON comes back as a str
-            raise ModelError(f"{self.name}: the server did not answer with a chat completion: {completion!r:.200}")
+        completion = self._readable(completion)
         try:
             choice = completion.choices[0]
             calls = tuple(_tool_call(self.name, call) for call in choice.message.tool_calls or ())
@@ -190,7 +204,7 @@ class OpenAIModel(Model):
             )
         except (AttributeError, IndexError, TypeError, ValueError) as error:
             # The SDK does not validate bodies: a JSON body of the wrong shape fails here, on first use.
-            raise ModelError(f"{self.name}: malformed chat completion from the server ({error})") from error
+            raise MalformedResponse(f"{self.name}: malformed chat completion from the server ({error})") from None
 
     def _usage(self, completion: ChatCompletion) -> Usage:
         usage = completion.usage  # some compatible servers leave it out
@@ -205,24 +219,15 @@ class OpenAIModel(Model):
         if isinstance(error, openai.APIStatusError):
             return status_error(self.name, error, key_variable="OPENAI_API_KEY", secret=self._api_key)
         if isinstance(error, json.JSONDecodeError | openai.APIResponseValidationError):
-            return ModelError(f"{self.name}: the server's answer is not valid JSON ({error})")
+            return MalformedResponse(f"{self.name}: the server's answer is not valid JSON ({error})")
         return ModelError(f"{self.name}: {type(error).__name__}: {error}")
 
 
-class _Tally:
-    """Usage and last raw answer of every response instructor receives (re-asks included)."""
-
-    def __init__(self, model: OpenAIModel) -> None:
-        self.model = model
-        self.usage = Usage()
-        self.last_text: str | None = None
-
-    def add(self, response: object) -> None:
-        if isinstance(response, ChatCompletion) and response.choices:
-            self.usage = self.usage + self.model._usage(response)
-            message = response.choices[0].message
-            calls = [c for c in message.tool_calls or () if isinstance(c, ChatCompletionMessageFunctionToolCall)]
-            self.last_text = calls[0].function.arguments if calls else message.content
+def _raw_text(completion: ChatCompletion) -> str | None:
+    """The answer as the model wrote it: the arguments of its first tool call, else its text."""
+    message = completion.choices[0].message
+    calls = [call for call in message.tool_calls or () if isinstance(call, ChatCompletionMessageFunctionToolCall)]
+    return calls[0].function.arguments if calls else message.content
 
 
 def _messages(messages: Sequence[Message]) -> list[ChatCompletionMessageParam]:
