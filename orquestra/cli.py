@@ -28,7 +28,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from orquestra import __version__
 from orquestra.cli_options import PlannerModelOption, PlanningStrategyOption, RegistryFolders, planning_strategy
-from orquestra.exceptions import UserError
+from orquestra.exceptions import OrquestraError, StopRun, UserError
 from orquestra.reflect import ReflectionMode
 
 if TYPE_CHECKING:
@@ -673,6 +673,13 @@ def main() -> None:
     except UserError as error:
         errors.print(f"[bold red]error:[/bold red] {error.message}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
+    except OrquestraError as error:
+        # Not the user's mistake, but no traceback either: a provider that failed for good before a run could
+        # record it (planning, say), or a budget spent before the first call. The exit code says which.
+        from orquestra.exit_codes import exit_code
+
+        errors.print(f"[bold red]error:[/bold red] {error.message}", highlight=False, soft_wrap=True)
+        sys.exit(exit_code(error.status) if isinstance(error, StopRun) else EXIT_FAILED)
 
 
 if __name__ == "__main__":

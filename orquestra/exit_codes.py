@@ -3,7 +3,7 @@
 | code | meaning |
 |---|---|
 | 0 | every task of the goal succeeded (or the loop judged the goal met before the rest was needed) |
-| 1 | a task failed for good (after retries, fallbacks and replans), or the answer could not be written |
+| 1 | a task failed for good the answer could not be written, or the model failed for good while planning |
 | 2 | a mistake in the input: a flag, a file, a card, a model string |
 | 3 | a budget of tokens, cost or time was reached; the answer uses what was done |
 | 4 | the loop gave up: a stall, the replan limit, or a replan that failed |

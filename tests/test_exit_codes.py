@@ -22,7 +22,7 @@ import pytest
 from orquestra import exit_codes
 from orquestra.engine import RunStatus
 
-from .fake_providers import FakeOpenAI, Reply, json_reply, text, tool_call
+from .fake_providers import FakeOpenAI, Reply, error, json_reply, text, tool_call
 
 GOAL = "How much do our widgets cost?"
 PLAN = {
@@ -206,6 +206,17 @@ def test_run_a_goal_whose_task_fails_after_a_replan_exits_1(home):
         home=home,
         recorded="failed",
     )
+
+
+def test_run_whose_provider_fails_for_good_while_planning_exits_1_in_one_line(home):
+    with FakeOpenAI(lambda body: error(503, "Service Unavailable")) as server:
+        result = orquestra(home, "run", GOAL, "-m", "openai:gpt-test", "--no-memory", env=server.env())
+    assert result.returncode == exit_codes.FAILED, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == "error: openai:gpt-test: HTTP 503: Service Unavailable", result.stderr
+    assert len(server.requests) == 4  # the first try and three retries, each announced on one line
+    assert result.stderr.count("; retry ") == 3
 
 
 def test_run_out_of_tokens_exits_3(home):
