@@ -19,6 +19,7 @@ from orquestra.approval import ApprovalPolicy
 from orquestra.budget import Budget
 from orquestra.datafile import read_data
 from orquestra.exceptions import UserError, describe_validation_error
+from orquestra.tools.context import ToolLimits
 
 DEFAULT_MODEL = "local"
 MIN_LOCAL_CONTEXT = 512
@@ -52,6 +53,18 @@ class _BudgetFile(BaseModel):
     max_seconds: float | None = Field(default=None, gt=0)
 
 
+class _ToolsFile(BaseModel):
+    """Limits of one tool call (`orquestra.tools.context.ToolLimits`); unset keeps the default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_argument_chars: int | None = Field(default=None, ge=1)
+    max_write_chars: int | None = Field(default=None, ge=1)
+    max_read_chars: int | None = Field(default=None, ge=1)
+    max_result_chars: int | None = Field(default=None, ge=1)
+    max_seconds: float | None = Field(default=None, gt=0)
+
+
 class _ConfigFile(BaseModel):
     """The shape of config.yaml."""
 
@@ -65,6 +78,8 @@ class _ConfigFile(BaseModel):
     local: _LocalFile = Field(default_factory=_LocalFile, description="Options of the embedded models.")
     budget: _BudgetFile = Field(default_factory=_BudgetFile, description="Default limits per run.")
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy, description="Tasks that wait for a person.")
+    retries: int | None = Field(default=None, ge=0, le=20, description="Retries of a transient model failure.")
+    tools: _ToolsFile = Field(default_factory=_ToolsFile, description="Limits of one tool call.")
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,11 @@ class Settings:
     """Default limits per run, from the config file; flags and API arguments replace it."""
     approval: ApprovalPolicy = ApprovalPolicy()
     """Which tasks wait for a person's approval, beyond those the plan and agent cards mark."""
+    retries: int | None = None
+    """How many times a model request that failed transiently (429, 5xx, a dropped connection) is retried;
+    None keeps `RetryingModel`'s default."""
+    tools: ToolLimits = ToolLimits()
+    """The most one tool call may take in, give back, and run for."""
 
     @property
     def planning_model(self) -> str:
@@ -158,6 +178,8 @@ def load_settings(config_file: Path | None = None) -> Settings:
         model_source=source,
         budget=Budget(**file.budget.model_dump()),
         approval=file.approval,
+        retries=file.retries,
+        tools=ToolLimits(**file.tools.model_dump(exclude_none=True)),
     )
 
 

@@ -224,7 +224,7 @@ class AutoTeam:
         if spec not in self._guarded:
             if spec not in self._models:
                 self._models[spec] = infer_model(spec, settings=self.settings, prices=self.registry.prices)
-            self._guarded[spec] = _guarded(self._models[spec])
+            self._guarded[spec] = _guarded(self._models[spec], self.settings.retries)
         return self._guarded[spec]
 
     def check_models(self, graph: TaskGraph, dispatcher: Dispatcher | None = None) -> None:
@@ -332,6 +332,7 @@ class AutoTeam:
             goal=goal,
             run_id=run_id,
             assignments=assignments,
+            tool_limits=self.settings.tools,
         )
         gate = ApprovalGate(self.approval, dispatcher.assign, run_id, [*self.approvers, *approvers], self.store)
         engine = Engine(
@@ -563,11 +564,16 @@ class AutoTeam:
         )
 
 
-def _guarded(model: Model) -> Model:
-    """`model` as a team uses it: retried on transient failures (unless it already is), its answers redacted."""
+def _guarded(model: Model, retries: int | None = None) -> Model:
+    """`model` as a team uses it: retried on transient failures (unless it already is), its answers redacted.
+
+    `retries` (None: the wrapper's default) is how often a transient failure is retried.
+    """
     if isinstance(model, RedactedModel):
         return model
-    return RedactedModel(model if is_retrying(model) else RetryingModel(model))
+    if is_retrying(model):
+        return RedactedModel(model)
+    return RedactedModel(RetryingModel(model) if retries is None else RetryingModel(model, retries=retries))
 
 
 def _retry_events(run_id: str, emit: Subscriber) -> Callable[[Retry], None]:
