@@ -99,10 +99,11 @@ BUILTIN_CAPABILITIES = frozenset({"research", "math", "writing"})
 def default_examples(catalogue: Mapping[str, str], ranked: Sequence[str] = ()) -> list[PlanExample]:
     """Worked examples for a prompt without recalled ones: the built-in pair, or a pair derived from `catalogue`.
 
-    The built-in pair (a goal of one step, then a chain) serves where the catalogue has its capabilities. Otherwise a goal of one task
-    (`single_example`) comes first and a chain of three (`derived_example`) second, both on the first
-    capabilities of `ranked` (the most relevant to the goal, in the order the goal names them, say): the
-    pair shows that a plan has as many tasks as the goal has steps. An empty catalogue gets none.
+    The built-in pair (a goal of one step, then a chain) serves where the catalogue has its capabilities.
+    Otherwise a goal of one task (`single_example`) comes first and a chain of three (`derived_example`)
+    second, both on the first capabilities of `ranked` (the most relevant to the goal, in the order the goal
+    names them, say): the pair shows that a plan has as many tasks as the goal has steps. An empty catalogue
+    gets none.
     """
     if BUILTIN_CAPABILITIES <= catalogue.keys():
         return [BUILTIN_SINGLE, BUILTIN_EXAMPLE]

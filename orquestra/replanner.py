@@ -151,8 +151,8 @@ def _redo(
         return [redone.get(item, item) for item in ids] if isinstance(ids, list) else ids
 
     tasks = [
-        {**task, "id": redone.get(task.get("id"), task.get("id")), "depends_on": renamed(task.get("depends_on", []))}
-        if isinstance(task, dict)
+        {**task, "id": redone.get(task["id"], task["id"]), "depends_on": renamed(task.get("depends_on", []))}
+        if isinstance(task, dict) and isinstance(task.get("id"), str)
         else task
         for task in data.get("add") or ()
     ]
