@@ -76,20 +76,37 @@ BUILTIN_EXAMPLE = PlanExample(
         }
     ),
 )
-"""The hand-written example, for catalogues that have its capabilities (the built-in registry's)."""
+"""The hand-written chain, for catalogues that have its capabilities (the built-in registry's)."""
+BUILTIN_SINGLE = PlanExample(
+    goal="What is the average of 12, 18 and 27?",
+    plan=json.dumps(
+        {
+            "tasks": [
+                {
+                    "id": "average",
+                    "instruction": "Compute the average of 12, 18 and 27.",
+                    "capability": "math",
+                    "depends_on": [],
+                }
+            ]
+        }
+    ),
+)
+"""The hand-written goal of one step, shown before the chain: its facts are in the goal, so one task serves."""
 BUILTIN_CAPABILITIES = frozenset({"research", "math", "writing"})
 
 
 def default_examples(catalogue: Mapping[str, str], ranked: Sequence[str] = ()) -> list[PlanExample]:
-    """Worked examples for a prompt without recalled ones: the built-in one, or two derived from `catalogue`.
+    """Worked examples for a prompt without recalled ones: the built-in pair, or a pair derived from `catalogue`.
 
-    The built-in example serves where the catalogue has its capabilities. Otherwise a goal of one task
-    (`single_example`) comes first and a chain of three (`derived_example`) second, both on the first
-    capabilities of `ranked` (the most relevant to the goal, in the order the goal names them, say): the
-    pair shows that a plan has as many tasks as the goal has steps. An empty catalogue gets none.
+    The built-in pair (a goal of one step, then a chain) serves where the catalogue has its capabilities.
+    Otherwise a goal of one task (`single_example`) comes first and a chain of three (`derived_example`)
+    second, both on the first capabilities of `ranked` (the most relevant to the goal, in the order the goal
+    names them, say): the pair shows that a plan has as many tasks as the goal has steps. An empty catalogue
+    gets none.
     """
     if BUILTIN_CAPABILITIES <= catalogue.keys():
-        return [BUILTIN_EXAMPLE]
+        return [BUILTIN_SINGLE, BUILTIN_EXAMPLE]
     examples = (single_example(catalogue, ranked), derived_example(catalogue, ranked))
     return [example for example in examples if example is not None]
 

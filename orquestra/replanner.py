@@ -69,6 +69,7 @@ def patch_model(
     errors = errors or {}
     may_remove = sorted(removable(statuses, errors))
     may_rewire = sorted(task_id for task_id, status in statuses.items() if status in OPEN)
+    may_redo = {task_id for task_id, status in statuses.items() if status is TaskStatus.SUCCEEDED}
     task_type = create_model(
         "PlannedTask",
         __base__=PlannedTask,
@@ -83,13 +84,17 @@ def patch_model(
     remove_type: Any = list[_one_of(may_remove)]  # type: ignore[misc]
 
     def _replaces(data: Any) -> Any:
-        # Small models "replace" a failed or pending task by adding one with its id and forgetting to remove
-        # the old one: read that as the replacement it means (a deterministic repair, like the plan's).
+        # Small models "replace" a task by adding one with its id. A failed or pending one: read that as the
+        # replacement it means, the old one removed. A succeeded one: as doing it again, under a fresh id that
+        # the open tasks needing it now need instead. (Deterministic repairs, like the plan's.)
         if not isinstance(data, dict):
             return data
-        added = [task.get("id") for task in data.get("add") or () if isinstance(task, dict)]
+        added = [task for task in data.get("add") or () if isinstance(task, dict)]
         remove = list(data.get("remove") or ())
-        implied = [task_id for task_id in added if task_id in may_remove and task_id not in remove]
+        implied = [task.get("id") for task in added if task.get("id") in may_remove and task.get("id") not in remove]
+        redone = _fresh_ids([task.get("id") for task in added if task.get("id") in may_redo], graph.by_id)
+        if redone:
+            data = _redo(data, redone, graph, [task_id for task_id in may_rewire if task_id not in remove])
         return {**data, "remove": [*remove, *implied]} if implied else data
 
     def _applies(self: PatchDraft) -> PatchDraft:
@@ -118,6 +123,46 @@ def patch_model(
             Field(default_factory=list, max_length=len(may_rewire), description="New dependencies of tasks."),
         ),
     )
+
+
+def _fresh_ids(ids: Sequence[Any], taken: Collection[str]) -> dict[str, str]:
+    """A new id for each of `ids` (strings), not among `taken` nor each other: 'total' -> 'total_2'."""
+    fresh: dict[str, str] = {}
+    used = set(taken)
+    for task_id in dict.fromkeys(task_id for task_id in ids if isinstance(task_id, str)):
+        number = 2
+        while f"{task_id}_{number}" in used:
+            number += 1
+        fresh[task_id] = f"{task_id}_{number}"
+        used.add(fresh[task_id])
+    return fresh
+
+
+def _redo(
+    data: dict[str, Any], redone: Mapping[str, str], graph: TaskGraph, may_rewire: Collection[str]
+) -> dict[str, Any]:
+    """`data` with each added task named in `redone` under its fresh id, and what needed the old one rewired.
+
+    Added tasks and open tasks that needed a redone task need its new run instead; a rewire the model wrote
+    itself is kept as written.
+    """
+
+    def renamed(ids: Any) -> Any:
+        return [redone.get(item, item) for item in ids] if isinstance(ids, list) else ids
+
+    tasks = [
+        {**task, "id": redone.get(task["id"], task["id"]), "depends_on": renamed(task.get("depends_on", []))}
+        if isinstance(task, dict) and isinstance(task.get("id"), str)
+        else task
+        for task in data.get("add") or ()
+    ]
+    rewire = [item for item in data.get("rewire") or () if isinstance(item, dict)]
+    written = {item.get("task_id") for item in rewire}
+    for task_id in sorted(may_rewire):
+        needs = list(graph[task_id].depends_on)
+        if task_id not in written and any(need in redone for need in needs):
+            rewire.append({"task_id": task_id, "depends_on": renamed(needs)})
+    return {**data, "add": tasks, "rewire": rewire}
 
 
 def _one_of(values: Sequence[str]) -> Any:

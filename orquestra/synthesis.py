@@ -1,7 +1,8 @@
 """The final answer: one model call over the goal and the tasks' results, citing the tasks it drew on.
 
 The answer must keep the tasks' figures exactly: every number it states must be a number of the results
-it cites (or, uncited, of some result or of the goal), and it gives values, not formulas. An answer that
+it cites (or, uncited, of some result or of the goal), and it gives values, not formulas nor a citation in
+a value's place ("the total is [total]"). An answer that
 changes or invents a figure, or leaves a sum unworked, is written once more, told what is wrong; if it is
 still wrong, the answer is the final tasks' results quoted verbatim, saying so. An answer to a run that did
 not finish every task ends by naming those tasks, so that it never reads as if they were done.
@@ -76,12 +77,38 @@ def _not_done(run: RunResult, missing: list[str]) -> str:
 _CITATION = re.compile(r"\[([A-Za-z0-9_.\-]+(?:\s*,\s*[A-Za-z0-9_.\-]+)*)\]")
 
 
+# A citation where a value belongs: "the distance is [distance] km", "equivalent to [total] seconds".
+_IN_PLACE_OF_A_VALUE = re.compile(
+    r"\b(?:is|are|was|were|be|equals?|(?:equivalent|amounts?|comes?|came|adds? up) to)"
+    r"(?:\s+(?:about|approximately|roughly|around|exactly))?\s*" + _CITATION.pattern,
+    re.IGNORECASE,
+)
+
+
 def answer_problems(answer: str, outputs: dict[str, str], goal: str) -> list[str]:
-    """What is wrong with an answer, for the model to fix: figures its sources do not state, a formula."""
+    """What is wrong with an answer, for the model to fix: unsourced figures, a formula, a citation for a value."""
     wrong = unfaithful_figures(answer, outputs, goal)
     problems = [f"these figures are not what the results say: {', '.join(wrong)}"] if wrong else []
+    stand_ins = citations_for_values(answer, outputs)
+    if stand_ins:
+        problems.append(
+            "a citation stands where its value belongs ("
+            + ", ".join(f"[{task_id}]" for task_id in stand_ins)
+            + "): write what that result says, then cite it"
+        )
     formula = not_a_formula(Attempt(output=answer, instruction=""))
     return [*problems, formula] if formula else problems
+
+
+def citations_for_values(answer: str, outputs: dict[str, str]) -> list[str]:
+    """The tasks whose citation `answer` writes in place of their result: "the total is [total]"."""
+    found = [
+        task_id.strip()
+        for match in _IN_PLACE_OF_A_VALUE.finditer(answer)
+        for task_id in match.group(1).split(",")
+        if task_id.strip() in outputs
+    ]
+    return list(dict.fromkeys(found))
 
 
 def unfaithful_figures(answer: str, outputs: dict[str, str], goal: str) -> list[str]:

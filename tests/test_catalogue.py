@@ -14,7 +14,14 @@ import pytest
 from orquestra.catalogue import CatalogueView, first_sentence, rank
 from orquestra.exceptions import ModelConfigError
 from orquestra.models import Message, ModelResponse, ScriptedModel, ToolChoice, ToolSpec
-from orquestra.plan_examples import BUILTIN_EXAMPLE, PlanExample, action, default_examples, derived_example
+from orquestra.plan_examples import (
+    BUILTIN_EXAMPLE,
+    BUILTIN_SINGLE,
+    PlanExample,
+    action,
+    default_examples,
+    derived_example,
+)
 from orquestra.planner import ID_PATTERN, Planner, PlanningError, plan_model
 from orquestra.registry import AgentCard, Registry
 
@@ -205,7 +212,7 @@ def test_a_derived_example_chains_real_capabilities_of_the_catalogue():
 
 
 def test_examples_exist_for_any_catalogue_and_the_builtin_one_for_its_own():
-    assert default_examples({"research": "", "math": "", "writing": "", "x": ""}) == [BUILTIN_EXAMPLE]
+    assert default_examples({"research": "", "math": "", "writing": "", "x": ""}) == [BUILTIN_SINGLE, BUILTIN_EXAMPLE]
     assert default_examples({}) == []
     one, chain = default_examples({"only": "Does the only thing."})
     assert one.goal == "Do the only thing." and len(json.loads(one.plan)["tasks"]) == 1

@@ -132,5 +132,29 @@ def test_adding_a_task_with_a_failed_tasks_id_replaces_it():
     checked = patch_model(GRAPH, STATUSES, ["research", "writing"], ERRORS)
     draft = checked.model_validate({"add": [{"id": "broken", "instruction": "again", "capability": "research"}]})
     assert draft.remove == ["broken"]
-    with pytest.raises(ValidationError, match="already in the graph"):  # a finished task is not replaced
-        checked.model_validate({"add": [{"id": "done", "instruction": "again", "capability": "research"}]})
+    with pytest.raises(ValidationError, match="already in the graph"):  # a running task is not replaced
+        checked.model_validate({"add": [{"id": "running", "instruction": "again", "capability": "research"}]})
+
+
+def test_adding_a_task_with_a_succeeded_tasks_id_does_it_again_under_a_fresh_id():
+    checked = patch_model(GRAPH, STATUSES, ["research", "writing"], ERRORS)
+    draft = checked.model_validate(
+        {
+            "add": [
+                {"id": "done", "instruction": "again, from the goal", "capability": "research"},
+                {"id": "check", "instruction": "check it", "capability": "writing", "depends_on": ["done"]},
+            ]
+        }
+    )
+    assert [(task.id, task.depends_on) for task in draft.add] == [("done_2", []), ("check", ["done_2"])]
+    assert [(item.task_id, item.depends_on) for item in draft.rewire] == [("waiting", ["done_2", "running"])]
+    applied = GRAPH.apply(draft.to_patch(), frozen=frozen_ids(STATUSES, ERRORS))
+    assert applied["done"].instruction == "x" and applied["waiting"].depends_on == ("done_2", "running")
+    # A rewire the model wrote itself is kept as written.
+    kept = checked.model_validate(
+        {
+            "add": [{"id": "done", "instruction": "again", "capability": "research"}],
+            "rewire": [{"task_id": "waiting", "depends_on": ["running"]}],
+        }
+    )
+    assert [(item.task_id, item.depends_on) for item in kept.rewire] == [("waiting", ["running"])]

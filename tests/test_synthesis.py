@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from orquestra import Task, TaskGraph
 from orquestra.engine import RunResult, RunStatus, TaskStatus
 from orquestra.models import Message, ScriptedModel
-from orquestra.synthesis import synthesize, unfaithful_figures
+from orquestra.synthesis import citations_for_values, synthesize, unfaithful_figures
 
 OUTPUTS = {"price": "One widget costs $7.", "total": "12 widgets cost $84.00."}
 GOAL = "A shop sells widgets at 7 dollars each. Compute the cost of 12 widgets."
@@ -88,3 +88,21 @@ async def test_an_answer_that_leaves_a_formula_is_written_again():
     model = ScriptedModel(lambda messages: next(answers))
     assert await synthesize(model, GOAL, run_result()) == "12 widgets cost $84 [total]."
     assert "the answer gives a formula instead of its value" in model.calls[1][-1].content
+
+
+def test_a_citation_written_where_its_value_belongs_is_found():
+    outputs = {"duration": "12000", "note": "A film note."}
+    assert citations_for_values("That is equivalent to [duration] seconds.", outputs) == ["duration"]
+    assert citations_for_values("The temperature is [duration, note].", outputs) == ["duration", "note"]
+    assert citations_for_values("It is about [duration] s, says [note].", outputs) == ["duration"]
+    assert citations_for_values("The film lasts 12000 seconds [duration].", outputs) == []
+    assert citations_for_values("The answer is [unknown].", outputs) == []
+
+
+async def test_an_answer_with_a_citation_for_a_value_is_written_again_then_quoted():
+    model = ScriptedModel(lambda messages: "12 widgets cost [total] in all.")
+    assert await synthesize(model, GOAL, run_result()) == "12 widgets cost [total] in all."  # "cost" is no copula
+    model = ScriptedModel(lambda messages: "The cost of 12 widgets is [total].")
+    text = await synthesize(model, GOAL, run_result())
+    assert "a citation stands where its value belongs ([total])" in model.calls[1][-1].content
+    assert text.endswith("[total] 12 widgets cost $84.00.")
