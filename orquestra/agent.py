@@ -33,6 +33,7 @@ from orquestra.tools.toolbox import Toolbox, preview
 from orquestra.trimming import CHARS_PER_TOKEN, estimate_tokens, fit_texts
 
 FINAL_REQUEST = "Give your final answer now, without calling tools."
+TEXT_RESULTS_NEXT = "Answer the task with these results, in words; call a tool only if you need another result."
 """Sent once the tool rounds are spent (or a call was repeated)."""
 RESERVED_FOR_ANSWER = 1024
 """Tokens of the context window left free for the agent's answer and its tool calls."""
@@ -123,6 +124,7 @@ class AgentRunner:
         ran: list[ToolResult] = []
         done: dict[str, str] = {}
         tool_rounds = answers = 0
+        reminded = False  # told that a tool call is required and was not made
         writers = {name for name, card in toolbox.cards.items() if "write_workspace" in card.permissions}
         computes = any("compute" in card.permissions for card in toolbox.cards.values())
         known_tools = {name: card.arguments for name, card in self.dispatcher.registry.tools.items()}
@@ -143,6 +145,14 @@ class AgentRunner:
                 tool_rounds += 1
                 if await self._call_tools(task, response, calls, problems, toolbox, messages, ran, done):
                     tool_rounds = self.max_tool_steps  # a repeated call: time to answer with what it has
+                continue
+            if choice == "required" and not reminded:
+                # Servers that take tool_choice but do not enforce it (llama.cpp's) let the model answer at once;
+                # the card's rule holds anyway: the model is told once, and that answer is not checked as one.
+                reminded = True
+                tool_rounds += 1
+                messages.append(Message("assistant", response.text))
+                messages.append(Message("user", render("tool_required.j2", tools=offered)))
                 continue
             answers += 1
             attempt = Attempt(
@@ -230,6 +240,9 @@ class AgentRunner:
         for problem in problems:
             results.append(f"Your tool call cannot run: {problem}.")
         if results:
+            if not problems:
+                # Small models behind servers that do not parse calls tend to write the same call again.
+                results.append(TEXT_RESULTS_NEXT)
             messages.append(Message("user", "\n".join(results)))
         return any_repeat
 

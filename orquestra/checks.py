@@ -206,6 +206,10 @@ def not_refusal(attempt: Attempt) -> str | None:
 
 _SHINGLE = 5
 _ECHO_SHARE = 0.6
+_SHORT_ECHO = 3
+"""The fewest words a short answer copied whole from the instructions needs to count as an echo."""
+_COPIED_RUN = 10
+"""Words in a row copied from the instructions that make an echo, however long the rest of the answer."""
 
 
 def not_echo(attempt: Attempt) -> str | None:
@@ -216,7 +220,16 @@ def not_echo(attempt: Attempt) -> str | None:
     """
     words = _words(attempt.output)
     if len(words) < _SHINGLE + 2:
+        # Too short for shingles, but a clause lifted whole from the instructions ("No preamble, no questions
+        # back.") is still an echo; a short clause of the task itself may be its answer, so only those count.
+        if len(words) >= _SHORT_ECHO and _contiguous(words, _words(attempt.system_prompt)):
+            if not set(_NUMBER.findall(attempt.output)) - set(_NUMBER.findall(attempt.system_prompt)):
+                return "the answer repeats the agent's instructions instead of doing the task"
         return None
+    # A whole sentence of the instructions copied word for word is not the work, whatever else the answer
+    # holds (a call written after it, a figure).
+    if _shingles(words, _COPIED_RUN) & _shingles(_words(attempt.system_prompt), _COPIED_RUN):
+        return "the answer repeats the agent's instructions instead of doing the task"
     mine = _shingles(words)
     for what, prompt in (("the agent's instructions", attempt.system_prompt), ("the task", attempt.instruction)):
         theirs = _shingles(_words(prompt))
@@ -483,5 +496,10 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.casefold())
 
 
-def _shingles(words: list[str]) -> set[tuple[str, ...]]:
-    return {tuple(words[index : index + _SHINGLE]) for index in range(len(words) - _SHINGLE + 1)}
+def _contiguous(words: list[str], text: list[str]) -> bool:
+    """Whether `words` appear in `text` in order and side by side."""
+    return any(text[start : start + len(words)] == words for start in range(len(text) - len(words) + 1))
+
+
+def _shingles(words: list[str], size: int = _SHINGLE) -> set[tuple[str, ...]]:
+    return {tuple(words[index : index + size]) for index in range(len(words) - size + 1)}

@@ -110,6 +110,45 @@ async def test_a_card_requiring_a_tool_call_requires_it_on_the_first_turn_only(t
     assert model.tool_choices == ["required", "auto"]
 
 
+def counter_runner(model: Model, tmp_path, events: list[Event] | None = None) -> AgentRunner:
+    card = AgentCard(
+        name="counter", description="Counts.", capabilities=("math",), tools=("calculator",), tool_choice="required"
+    )
+    return AgentRunner(
+        dispatcher=Dispatcher(Registry([card], Registry.load().tools.values())),
+        model_for=lambda spec: model,
+        default_model="primary",
+        workspace=tmp_path / "ws",
+        emit=events.append if events is not None else None,
+    )
+
+
+async def test_a_required_tool_call_that_a_server_did_not_enforce_is_asked_for_once(tmp_path):
+    # A server that takes tool_choice="required" and answers in text anyway: the card's rule still holds.
+    events: list[Event] = []
+    model = ScriptedModel(
+        responses=[
+            "No preamble, no questions back.",
+            '{"tool": "calculator", "arguments": {"expression": "7*12"}}',
+            "84",
+        ],
+        name="primary",
+    )
+    assert await counter_runner(model, tmp_path, events)(TASK, {}) == "84"
+    reminder = model.calls[1][-1]
+    assert reminder.role == "user" and "this task needs one first" in reminder.content
+    assert "- calculator:" in reminder.content
+    assert [event.result for event in events if isinstance(event, ToolCalled)] == ["84"]
+    assert model.tool_choices == ["required", "required", "auto"]
+
+
+async def test_a_second_answer_without_the_required_tool_is_checked_as_an_answer(tmp_path):
+    events: list[Event] = []
+    model = ScriptedModel(responses=["I cannot.", "The price is missing from the task."], name="primary")
+    assert await counter_runner(model, tmp_path, events)(TASK, {}) == "The price is missing from the task."
+    assert len(model.calls) == 2 and not [event for event in events if isinstance(event, ToolCalled)]
+
+
 async def test_tool_errors_go_back_to_the_model_as_results(tmp_path):
     def answer(messages: Sequence[Message]) -> str | ModelResponse:
         if messages[-1].role == "user":

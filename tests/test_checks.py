@@ -78,6 +78,28 @@ def test_an_echo_of_the_system_prompt_fails():
     assert failure == "not_echo: the answer repeats the agent's instructions instead of doing the task"
 
 
+@pytest.mark.parametrize("text", ["No preamble, no questions back.", "Answer with the result itself."])
+def test_a_short_clause_lifted_from_the_system_prompt_fails(text):
+    system = "Do the task. Answer with the result itself: no preamble, no questions back."
+    (failure,) = failures(text, system_prompt=system)
+    assert failure == "not_echo: the answer repeats the agent's instructions instead of doing the task"
+
+
+def test_a_short_answer_with_a_word_or_two_of_the_system_prompt_is_not_an_echo():
+    system = "Answer with the result itself: no preamble, no questions back."
+    assert not failures("The result: 89.", system_prompt=system)
+    assert not failures("No.", system_prompt=system)
+
+
+def test_a_sentence_of_the_instructions_copied_before_a_call_fails():
+    system = (
+        "Answer with the result itself: no preamble, no questions back. If information you need is missing, say so."
+    )
+    text = "no preamble, no questions back. If information you need is missing, say so.\nThe total is 89."
+    (failure,) = failures(text, system_prompt=system)
+    assert failure == "not_echo: the answer repeats the agent's instructions instead of doing the task"
+
+
 def test_an_echo_of_the_instruction_fails():
     instruction = "Draft a short welcome note for new members of the chess club and mention the Friday meetings."
     (failure,) = failures(f"Task: {instruction}", instruction=instruction)

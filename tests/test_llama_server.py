@@ -107,5 +107,5 @@ async def test_a_tool_really_runs_through_llama_cpps_server(llama_server, tmp_pa
     assert ran, [event.result for event in calls]
     verdicts = [event for event in events if isinstance(event, ResultChecked)]
     assert verdicts, "the answer was never checked"
-    if output is not None:  # an answer that counted states what the tool computed
-        assert ran[-1].result in output.replace(",", "")
+    if output is not None:  # an answer that counted states what a tool computed
+        assert any(event.result in output.replace(",", "") for event in ran), (output, [e.result for e in ran])

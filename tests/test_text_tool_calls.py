@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from orquestra import AutoTeam
+from orquestra.agent import TEXT_RESULTS_NEXT
 from orquestra.engine import RunStatus
 from orquestra.events import Event, ResultChecked, ToolCalled
 from orquestra.models.openai import OpenAIModel
@@ -53,7 +54,7 @@ async def test_a_fenced_call_in_text_runs_the_tool_and_its_result_is_the_answer(
     agent_requests = [body for body in server.requests if "planner of a team" not in said(body)]
     follow_up = agent_requests[1]["messages"]
     assert follow_up[-2] == {"role": "assistant", "content": FENCED_CALL}
-    assert follow_up[-1] == {"role": "user", "content": "Result of calculator: 84"}
+    assert follow_up[-1] == {"role": "user", "content": f"Result of calculator: 84\n{TEXT_RESULTS_NEXT}"}
 
 
 async def test_a_writer_that_changes_the_tools_number_fails_its_check_and_the_run_says_so(tmp_path):

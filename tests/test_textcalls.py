@@ -36,6 +36,7 @@ TOOLS = {
         "```python\ncalculator(12*7)\n```",
         '<tools>\n{"type": "function"}\n</tools>\n\n<name>calculator</name>\n<arguments>{"expression": "12*7"}',
         '<function=calculator>{"expression": "12*7"}</function>',
+        'Here is the call.\n{"name": "calculator", "arguments": {"expression": "12*7"}}',
     ],
 )
 def test_every_shape_of_a_calculator_call_is_read(text):
@@ -87,6 +88,7 @@ def test_an_agent_without_tools_still_sees_a_call_as_a_call():
         "Use the calculator tool to check: 12 * 7 = 84.",
         "def f(x):\n    return calculator_helper(x)",
         '{"answer": "84"}',
+        'The rows, one a line:\n{"name": "Ada", "age": 36}\n{"name": "calculator", "arguments": "none"}x',
         "",
     ],
 )

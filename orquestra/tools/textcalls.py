@@ -11,8 +11,9 @@ that the agent loop can execute them like native calls. What it finds falls in t
   object), each with the reason to send back to the model;
 - nothing: the text is an answer.
 
-Only text whose whole point is the call counts: a JSON object must be the whole answer, a fenced block, or
-a tagged call, so an answer that merely mentions a tool by name is left alone.
+Only text whose whole point is the call counts: a JSON object must be the whole answer, a fenced block, a
+tagged call, or a line of its own that calls a known tool, so an answer that merely mentions a tool by name is
+left alone.
 """
 
 from __future__ import annotations
@@ -109,11 +110,13 @@ def _calls_in(block: str, known: set[str]) -> Iterator[tuple[str, dict[str, Any]
             if call is not None:
                 yield call
         return
-    # One call per line, Python style: `calculate(expression="12*7")`. Only a known tool counts: a plain
-    # answer may well contain a line like `f(x)`.
+    # One call per line, Python style (`calculate(expression="12*7")`) or a JSON object after some prose
+    # (`Here it is:` then `{"tool": "calculator", ...}`). Only a known tool counts: a plain answer may well
+    # contain a line like `f(x)` or a line of JSON data.
     for line in block.splitlines():
-        call = _python_call(line, known)
-        if call is not None:
+        data = _json(line.strip())
+        call = _json_call(data, known) if isinstance(data, dict) else _python_call(line, known)
+        if call is not None and call[0] in known:
             yield call
 
 
