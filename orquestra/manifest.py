@@ -41,11 +41,11 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from orquestra.checks import CheckSpec
 from orquestra.config import load_settings
-from orquestra.datafile import read_text
+from orquestra.datafile import FieldPath, field_name, line_of, read_data, read_document
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import TaskStatus
-from orquestra.exceptions import UserError
-from orquestra.graph import Task, TaskGraph, TaskId, find_cycle
+from orquestra.exceptions import UserError, describe_validation_error
+from orquestra.graph import MAX_TASKS, Task, TaskGraph, TaskId, find_cycle
 from orquestra.graphfile import load_graph, task_format
 from orquestra.models import PROVIDERS
 from orquestra.registry import AgentCard, Registry
@@ -62,8 +62,7 @@ _AGENT_NAME = r"^[a-z][a-z0-9_\-]*$"  # the registry's rule, so inline agents be
 # One environment for templates, run_if and map: the same sandbox and the same strictness everywhere.
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
-Path_ = tuple[str | int, ...]
-"""Where a value sits in the manifest, e.g. ``("tasks", 1, "agent")``."""
+Path_ = FieldPath
 
 
 class ManifestError(UserError):
@@ -147,8 +146,10 @@ class Manifest(BaseModel):
     name: str = Field(min_length=1, description="The workflow's name.")
     description: str = Field(default="", description="What the workflow achieves; the run's goal.")
     dynamic: bool = Field(default=False, description="Let the planner reflect and replan during the run.")
-    agents: tuple[ManifestAgent, ...] = Field(default=(), description="Agents defined inline.")
-    tasks: tuple[ManifestTask, ...] = Field(min_length=1, description="The tasks, in any order.")
+    agents: tuple[ManifestAgent, ...] = Field(default=(), max_length=MAX_TASKS, description="Agents defined inline.")
+    tasks: tuple[ManifestTask, ...] = Field(
+        min_length=1, max_length=MAX_TASKS, description="The tasks, in any order (at most 10,000)."
+    )
 
     _cards: dict[str, AgentCard] = PrivateAttr(default_factory=dict)
 
@@ -205,7 +206,10 @@ class Manifest(BaseModel):
                     checks=spec.checks,
                 )
             )
-        return TaskGraph(tasks=tuple(tasks))
+        try:
+            return TaskGraph(tasks=tuple(tasks))
+        except ValidationError as error:
+            raise ManifestError(f"manifest '{self.name}': {describe_validation_error(error)}") from None
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -214,8 +218,8 @@ class Manifest(BaseModel):
 def is_manifest(path: Path) -> bool:
     """Whether `path` holds a workflow manifest (tasks with names) rather than a task graph (tasks with ids)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = read_data(path)
+    except UserError:
         return False  # the graph loader reports the problem with its line
     return task_format(data) == "manifest"
 
@@ -228,8 +232,8 @@ def load_manifest(path: str | Path, registry: Registry | None = None) -> Manifes
     that `graph_to_manifest` makes of it, so `orquestra apply` runs it as `orquestra run` does.
     """
     path = Path(path)
-    text = read_text(path, ManifestError)
-    data, lines = _parse_yaml(text, str(path))
+    document = read_document(path, ManifestError)
+    data, lines = document.data, document.lines
     if task_format(data) == "graph":
         if isinstance(data, list):  # a bare list of tasks: its fields sit where the manifest's `tasks` would
             lines = {("tasks", *where): line for where, line in lines.items()}
@@ -246,56 +250,6 @@ def load_manifest(path: str | Path, registry: Registry | None = None) -> Manifes
     return manifest
 
 
-def _parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
-    """The document and a map from each field path to its line, from PyYAML's node marks."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as problem:
-        mark = getattr(problem, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise ManifestError(
-            f"{source}: line {line}: invalid YAML: {getattr(problem, 'problem', None) or problem}"
-        ) from None
-    lines: dict[Path_, int] = {}
-    if node is not None:
-        _map_lines(node, (), lines, source)
-    return data, lines
-
-
-def _map_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            name = str(key.value)
-            if path + (name,) in lines:
-                # PyYAML would silently keep the last one; a duplicate key is nearly always a mistake.
-                raise ManifestError(
-                    f"{source}: line {key.start_mark.line + 1}: {_field(path + (name,))}: duplicate key"
-                )
-            lines[path + (name,)] = key.start_mark.line + 1
-            _map_lines(value, path + (name,), lines, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _map_lines(item, path + (index,), lines, source)
-
-
-def _field(path: Sequence[str | int]) -> str:
-    """``("tasks", 1, "agent")`` as ``tasks[1].agent``."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text or "(top level)"
-
-
-def _line(lines: Mapping[Path_, int], path: Path_) -> int:
-    """The line of `path`, or of its nearest enclosing field (a missing field has no line of its own)."""
-    for end in range(len(path), -1, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return 1
-
-
 def _describe_validation(error: ValidationError, source: str, lines: Mapping[Path_, int]) -> str:
     problems = error.errors()
     first = problems[0]
@@ -304,10 +258,13 @@ def _describe_validation(error: ValidationError, source: str, lines: Mapping[Pat
         message = "unknown field"
     elif first["type"] == "missing":
         message = "required field is missing"
+    elif first["type"] == "too_long":
+        context = first.get("ctx", {})
+        message = f"{context.get('actual_length', 'too many')} entries; at most {context.get('max_length')} are allowed"
     else:
         message = str(first["msg"]).removeprefix("Value error, ")
     more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-    return f"{source}: line {_line(lines, path)}: {_field(path)}: {message}{more}"
+    return f"{source}: line {line_of(lines, path)}: {field_name(path)}: {message}{more}"
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -323,7 +280,7 @@ class _Checker:
     lines: Mapping[Path_, int]
 
     def fail(self, path: Path_, message: str) -> ManifestError:
-        return ManifestError(f"{self.source}: line {_line(self.lines, path)}: {_field(path)}: {message}")
+        return ManifestError(f"{self.source}: line {line_of(self.lines, path)}: {field_name(path)}: {message}")
 
     def run(self) -> None:
         cards = self.check_agents()
