@@ -27,16 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
-from jinja2.lexer import describe_token
-from jinja2.parser import Parser
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Template, TemplateError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from orquestra.checks import CheckSpec
@@ -45,10 +42,13 @@ from orquestra.datafile import FieldPath, field_name, line_of, read_data, read_d
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import TaskStatus
 from orquestra.exceptions import UserError, describe_validation_error
-from orquestra.graph import MAX_TASKS, Task, TaskGraph, TaskId, find_cycle
+from orquestra.frozen import freeze
+from orquestra.graph import MAX_TASKS, Ancestry, Task, TaskGraph, TaskId, find_cycle
 from orquestra.graphfile import load_graph, task_format
 from orquestra.models import PROVIDERS
 from orquestra.registry import AgentCard, Registry
+from orquestra.template_checks import parse_expression, parse_template, task_references, variables
+from orquestra.templating import BoundedEnvironment
 
 if TYPE_CHECKING:
     from orquestra.engine import Execution, RunResult, RunTask
@@ -59,8 +59,13 @@ if TYPE_CHECKING:
 
 _AGENT_NAME = r"^[a-z][a-z0-9_\-]*$"  # the registry's rule, so inline agents become ordinary cards
 
-# One environment for templates, run_if and map: the same sandbox and the same strictness everywhere.
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+# One environment for templates, run_if and map: the same sandbox, strictness and bounds everywhere.
+_ENV = BoundedEnvironment()
+
+DEFAULT_MAX_MAP_ITEMS = 1000
+"""How many items one `map` may run its task over, unless the manifest sets `max_map_items`."""
+MAX_MAP_ITEMS = MAX_TASKS
+"""The most a manifest may set `max_map_items` to: a map makes as many agent calls as a graph of that size."""
 
 Path_ = FieldPath
 
@@ -150,8 +155,15 @@ class Manifest(BaseModel):
     tasks: tuple[ManifestTask, ...] = Field(
         min_length=1, max_length=MAX_TASKS, description="The tasks, in any order (at most 10,000)."
     )
+    max_map_items: int = Field(
+        default=DEFAULT_MAX_MAP_ITEMS,
+        ge=1,
+        le=MAX_MAP_ITEMS,
+        description="The most items one `map` may run its task over; more fail the task.",
+    )
 
     _cards: dict[str, AgentCard] = PrivateAttr(default_factory=dict)
+    _prepared: dict[str, _Prepared] = PrivateAttr(default_factory=dict)
 
     @property
     def goal(self) -> str:
@@ -286,12 +298,15 @@ class _Checker:
         cards = self.check_agents()
         self.check_tasks(cards)
         self.check_graph()
-        upstream = _upstream(self.manifest.tasks)
-        for index, task in enumerate(self.manifest.tasks):
-            self.check_templates(index, task, upstream[task.name])
+        ancestry = Ancestry({task.name: task.depends_on for task in self.manifest.tasks})
+        prepared = {
+            task.name: self.check_templates(index, task, ancestry) for index, task in enumerate(self.manifest.tasks)
+        }
         resolved = {name: card for name, card in cards.items() if name in self.registry.agents}
         self.manifest._cards.clear()
         self.manifest._cards.update(resolved)
+        self.manifest._prepared.clear()
+        self.manifest._prepared.update(prepared)
 
     def check_agents(self) -> dict[str, AgentCard]:
         cards = dict(self.registry.agents)
@@ -351,32 +366,67 @@ class _Checker:
                 "cycle: " + " -> ".join(cycle) + " (each task depends on the next)",
             )
 
-    def check_templates(self, index: int, task: ManifestTask, upstream: frozenset[str]) -> None:
+    def check_templates(self, index: int, task: ManifestTask, ancestry: Ancestry) -> _Prepared:
+        """Check the task's template and expressions, and compile them once for the run."""
         allowed = {"tasks", "item"} if task.map is not None else {"tasks"}
         checks: list[tuple[str, str | None, bool, set[str]]] = [
             ("instruction", task.instruction, False, allowed),
             ("run_if", task.run_if, True, {"tasks"}),
             ("map", task.map, True, {"tasks"}),
         ]
-        for name, source, is_expression, variables in checks:
+        compiled: dict[str, Any] = {}
+        reads: dict[str, set[str]] = {}
+        for name, source, is_expression, known in checks:
             if source is None:
                 continue
             where: Path_ = ("tasks", index, name)
             try:
-                tree = _parse_expression(source) if is_expression else _ENV.parse(source)
+                tree = parse_expression(_ENV, source) if is_expression else parse_template(_ENV, source)
             except TemplateError as error:
                 raise self.fail(where, f"template syntax error: {_message(error)}") from None
-            names = _variables(tree)
-            unknown = sorted(names - variables)
+            unknown = sorted(variables(tree) - known)
             if unknown:
-                raise self.fail(where, f"unknown variable '{unknown[0]}' (use: {', '.join(sorted(variables))})")
+                raise self.fail(where, f"unknown variable '{unknown[0]}' (use: {', '.join(sorted(known))})")
             try:
-                referenced = _task_references(tree)
+                reads[name] = task_references(tree)
             except ValueError as error:
                 raise self.fail(where, str(error)) from None
-            for other in sorted(referenced - upstream):
-                reason = "is not upstream of" if self.manifest.task(other) else "is not a task before"
-                raise self.fail(where, f"refers to task '{other}', which {reason} '{task.name}' (add it to depends_on)")
+            for other in sorted(reads[name]):
+                if not ancestry.is_upstream(other, task.name):
+                    reason = "is not upstream of" if self.manifest.task(other) else "is not a task before"
+                    raise self.fail(
+                        where, f"refers to task '{other}', which {reason} '{task.name}' (add it to depends_on)"
+                    )
+            try:
+                compiled[name] = _compile(source, is_expression)
+            except Exception as error:  # Python's own compiler refuses some deep nesting that Jinja parses
+                raise self.fail(where, f"template cannot be compiled: {_problem(error)}") from None
+        return _Prepared(
+            instruction=compiled["instruction"],
+            run_if=compiled.get("run_if"),
+            map=compiled.get("map"),
+            reads=frozenset(set().union(*reads.values())),
+            quoted=frozenset(reads["instruction"]),
+        )
+
+
+def _compile(source: str, is_expression: bool) -> Any:
+    if is_expression:
+        return _ENV.compile_expression(source, undefined_to_none=False)
+    return _ENV.from_string(source)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A task's template and expressions, compiled when the manifest is checked, and the tasks they read."""
+
+    instruction: Template
+    run_if: Callable[..., Any] | None
+    map: Callable[..., Any] | None
+    reads: frozenset[str]
+    """Tasks the template or an expression reads (all upstream: the checks saw to it)."""
+    quoted: frozenset[str]
+    """Tasks the template reads: their outputs are not passed to the agent a second time."""
 
 
 def _message(error: TemplateError) -> str:
@@ -384,64 +434,17 @@ def _message(error: TemplateError) -> str:
     return " ".join((error.message or type(error).__name__).split())
 
 
-def _upstream(tasks: Sequence[ManifestTask]) -> dict[str, frozenset[str]]:
-    """Each task's transitive dependencies (the graph is known to be acyclic)."""
-    parents = {task.name: task.depends_on for task in tasks}
-    found: dict[str, frozenset[str]] = {}
-
-    def visit(name: str) -> frozenset[str]:
-        if name not in found:
-            result: set[str] = set()
-            for dep in parents[name]:
-                result.add(dep)
-                result |= visit(dep)
-            found[name] = frozenset(result)
-        return found[name]
-
-    for task in tasks:
-        visit(task.name)
-    return found
-
-
-def _parse_expression(source: str) -> nodes.Node:
-    """Parse a Jinja expression as `compile_expression` does, without compiling it."""
-    parser = Parser(_ENV, source, state="variable")
-    expression = parser.parse_expression()
-    if not parser.stream.eos:
-        token = parser.stream.current
-        raise TemplateSyntaxError(f"unexpected {describe_token(token)!r}", token.lineno)
-    return expression
-
-
-def _variables(tree: nodes.Node) -> set[str]:
-    if isinstance(tree, nodes.Template):
-        return set(meta.find_undeclared_variables(tree))
-    return {name.name for name in tree.find_all(nodes.Name) if name.ctx == "load"}
-
-
-def _task_references(tree: nodes.Node) -> set[str]:
-    """Task names a template reads through ``tasks.NAME`` or ``tasks['NAME']``.
-
-    Any other use of ``tasks`` (a loop over it, a computed key) is refused: the load-time check that
-    every reference is upstream would not be sound otherwise.
-    """
-    names: set[str] = set()
-    covered: set[int] = set()
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        target = getattr(node, "node", None)
-        if not (isinstance(target, nodes.Name) and target.name == "tasks"):
-            continue
-        if isinstance(node, nodes.Getattr):
-            names.add(node.attr)
-        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            names.add(node.arg.value)
-        else:
-            continue
-        covered.add(id(target))
-    for name in tree.find_all(nodes.Name):
-        if name.name == "tasks" and id(name) not in covered:
-            raise ValueError("refer to other tasks only as tasks.NAME (e.g. tasks.draft.output)")
-    return names
+def _problem(error: Exception) -> str:
+    """Any error of a template or an expression, on one line."""
+    if isinstance(error, TemplateError):
+        return _message(error)
+    if isinstance(error, RecursionError):
+        return "the template nests too deeply"
+    if isinstance(error, MemoryError):
+        return "the template needs more memory than there is"
+    text = " ".join(str(error).split())
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -472,9 +475,9 @@ class ManifestRunner:
     """Every manifest task's output (or `Skipped`) so far, by name: templates may read any upstream task."""
 
     def __post_init__(self) -> None:
-        self._upstream = _upstream(self.manifest.tasks)
-        self._templates = {task.name: _ENV.from_string(task.instruction) for task in self.manifest.tasks}
-        self._quoted = {task.name: _task_references(_ENV.parse(task.instruction)) for task in self.manifest.tasks}
+        if len(self.manifest._prepared) != len(self.manifest.tasks):
+            raise ManifestError(f"manifest '{self.manifest.name}': check it against a registry before running it")
+        self._ancestry = Ancestry({task.name: task.depends_on for task in self.manifest.tasks})
 
     async def __call__(self, task: Task, inputs: Mapping[str, Any]) -> Any:
         """Run one task of the graph."""
@@ -489,50 +492,68 @@ class ManifestRunner:
         skipped = [dep for dep in spec.depends_on if isinstance(inputs.get(dep), Skipped)]
         if skipped and not spec.run_if_skipped:
             return Skipped(f"'{skipped[0]}' was skipped")
-        context = self._context(spec, inputs)
-        if spec.run_if is not None and not self._evaluate(spec, "run_if", spec.run_if, context):
+        prepared = self.manifest._prepared[spec.name]
+        template, reads = prepared.instruction, prepared.reads
+        if task.instruction != spec.instruction:  # a person edited it at approval: the edit is a template too
+            template, quoted = self._edited(spec, task.instruction)
+            reads = reads | quoted
+        context = self._context(reads, inputs)
+        if prepared.run_if is not None and not self._evaluate(spec, "run_if", prepared.run_if, context):
             return Skipped("run_if was false")
         passed = {
-            dep: value
-            for dep, value in inputs.items()
-            if dep not in self._quoted[spec.name] and not isinstance(value, Skipped)
+            dep: value for dep, value in inputs.items() if dep not in prepared.quoted and not isinstance(value, Skipped)
         }
-        if spec.map is None:
-            return await self.inner(self._render(spec, task, context), passed)
+        if prepared.map is None:
+            return await self.inner(self._render(spec, task, template, context), passed)
         try:
-            items = _as_items(self._evaluate(spec, "map", spec.map, context))
+            items = _as_items(self._evaluate(spec, "map", prepared.map, context))
         except ValueError as error:
             raise ManifestError(f"task '{spec.name}': map: {error}") from None
+        if len(items) > self.manifest.max_map_items:
+            raise ManifestError(
+                f"task '{spec.name}': map: {len(items):,} items, more than max_map_items "
+                f"({self.manifest.max_map_items:,}) allows"
+            )
         slots = asyncio.Semaphore(self.max_parallel)
 
         async def one(item: Any) -> Any:
             async with slots:
-                return await self.inner(self._render(spec, task, {**context, "item": item}), passed)
+                return await self.inner(self._render(spec, task, template, {**context, "item": item}), passed)
 
         return list(await asyncio.gather(*(one(item) for item in items)))
 
-    def _context(self, spec: ManifestTask, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        outputs = {**{name: self.results.get(name) for name in self._upstream[spec.name]}, **inputs}
-        tasks = {
-            name: {"output": "" if isinstance(value, Skipped) else value, "skipped": isinstance(value, Skipped)}
-            for name, value in outputs.items()
-        }
-        return {"tasks": tasks}
-
-    def _evaluate(self, spec: ManifestTask, what: str, source: str, context: Mapping[str, Any]) -> Any:
+    def _edited(self, spec: ManifestTask, instruction: str) -> tuple[Template, frozenset[str]]:
+        """An edited instruction, compiled, and the upstream tasks it reads."""
         try:
-            return _ENV.compile_expression(source, undefined_to_none=False)(**context)
-        except TemplateError as error:
-            raise ManifestError(f"task '{spec.name}': {what}: {_message(error)}") from None
+            tree = parse_template(_ENV, instruction)
+            quoted = task_references(tree)
+            template = _ENV.from_string(instruction)
+        except Exception as error:
+            raise ManifestError(f"task '{spec.name}': instruction: {_problem(error)}") from None
+        return template, frozenset(name for name in quoted if self._ancestry.is_upstream(name, spec.name))
 
-    def _render(self, spec: ManifestTask, task: Task, context: Mapping[str, Any]) -> Task:
+    def _context(self, reads: Iterable[str], inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """What templates see: read-only copies of the outputs they read, so none can change the run's."""
+        tasks: dict[str, Any] = {}
+        for name in reads:
+            value = inputs[name] if name in inputs else self.results.get(name)
+            skipped = isinstance(value, Skipped)
+            tasks[name] = {"output": "" if skipped else value, "skipped": skipped}
+        return {"tasks": freeze(tasks)}
+
+    def _evaluate(
+        self, spec: ManifestTask, what: str, expression: Callable[..., Any], context: Mapping[str, Any]
+    ) -> Any:
         try:
-            # An instruction a person edited at approval replaces the manifest's template (and is one itself).
-            edited = task.instruction != spec.instruction
-            template = _ENV.from_string(task.instruction) if edited else self._templates[spec.name]
+            return _ENV.evaluate(expression, context)
+        except Exception as error:
+            raise ManifestError(f"task '{spec.name}': {what}: {_problem(error)}") from None
+
+    def _render(self, spec: ManifestTask, task: Task, template: Template, context: Mapping[str, Any]) -> Task:
+        try:
             instruction = template.render(**context)
-        except TemplateError as error:
-            raise ManifestError(f"task '{spec.name}': instruction: {_message(error)}") from None
+        except Exception as error:
+            raise ManifestError(f"task '{spec.name}': instruction: {_problem(error)}") from None
         return task.model_copy(update={"instruction": instruction})
 
 
@@ -549,7 +570,7 @@ def _as_items(value: Any) -> list[Any]:
     if text.startswith("["):
         try:
             parsed = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, too deep, or an integer past Python's digit limit
             parsed = None
         if isinstance(parsed, list):
             return parsed
