@@ -382,9 +382,10 @@ class _Checker:
             where: Path_ = ("tasks", index, name)
             try:
                 tree = parse_expression(_ENV, source) if is_expression else parse_template(_ENV, source)
+                names = variables(tree)  # also where an unknown filter or test is found
             except TemplateError as error:
                 raise self.fail(where, f"template syntax error: {_message(error)}") from None
-            unknown = sorted(variables(tree) - known)
+            unknown = sorted(names - known)
             if unknown:
                 raise self.fail(where, f"unknown variable '{unknown[0]}' (use: {', '.join(sorted(known))})")
             try:

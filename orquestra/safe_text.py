@@ -11,8 +11,11 @@ never parses as markup.
 
 from __future__ import annotations
 
-from rich.style import Style
-from rich.text import Text
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.style import Style
+    from rich.text import Text
 
 _BIDI = [0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 _CONTROLS = [code for code in range(0x20) if code not in (0x09, 0x0A)] + [0x7F, *range(0x80, 0xA0), *_BIDI]
@@ -46,11 +49,15 @@ def json_text(text: str) -> str:
 
 def plain(text: object, style: str | Style = "", *, one_line: bool = False) -> Text:
     """A rich `Text` of `clean(text)`: printed as it reads, never as markup or terminal commands."""
+    from rich.text import Text  # here: `orquestra.exceptions` uses `clean`, and importing it must stay light
+
     return Text(clean(text, one_line=one_line), style=style)
 
 
 def error_line(message: object, label: str = "error:") -> Text:
     """``error: MESSAGE`` on one line, the label in bold red: what the CLI prints for a user's mistake."""
+    from rich.text import Text
+
     return Text.assemble((label, "bold red"), " ", clean(message, one_line=True))
 
 

@@ -34,7 +34,7 @@ from jinja2 import StrictUndefined, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.environment import Template
 from jinja2.exceptions import TemplateRuntimeError
-from jinja2.runtime import Context
+from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _INT_DIGITS = sys.get_int_max_str_digits() or 4300
@@ -330,9 +330,12 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             _BUDGET.reset(token)
 
     def evaluate(self, expression: Callable[..., Any], variables: Mapping[str, Any]) -> Any:
-        """The value of an expression from `compile_expression`, within `limits`."""
+        """The value of an expression from `compile_expression`, within `limits`; never an undefined value."""
         with self.budget():
-            return expression(**variables)
+            value = expression(**variables)
+            if isinstance(value, Undefined):
+                str(value)  # a strict undefined raises the error that says why (``'' | first``: no first item)
+            return value
 
     # ---------------------------------------------------------------- hooks of the sandbox
 
