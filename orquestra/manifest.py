@@ -17,7 +17,10 @@ Running semantics, in the order a task applies them:
   its dependents).
 - **``map``.** A Jinja expression giving a list (or JSON text of a list, or text read line by line); the
   task runs once per item, in parallel, with ``{{ item }}`` in its template; its output is the list of
-  answers, in item order.
+  answers, in item order. More than the manifest's `max_map_items` items (default 1000) fail the task.
+
+Templates and expressions run in `orquestra.templating.BoundedEnvironment` (no globals, bounded steps, time
+and sizes) and see read-only copies of the outputs they read (`orquestra.frozen`).
 
 Inputs: an agent receives the outputs of its direct dependencies as usual, except those its template
 already quotes (the author chose where they go).
