@@ -15,7 +15,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,28 @@ def read_text(path: Path, error: type[UserError] = UserError, *, max_bytes: int 
         raise error(f"{path}: line {line}: cannot read: not UTF-8 text ({problem.reason})") from None
 
 
+class _LazyLines(Mapping[FieldPath, int]):
+    """A line map computed the first time it is read: most files load without a message that needs one."""
+
+    def __init__(self, compute: Callable[[], Mapping[FieldPath, int]]) -> None:
+        self._compute = compute
+        self._lines: Mapping[FieldPath, int] | None = None
+
+    def _get(self) -> Mapping[FieldPath, int]:
+        if self._lines is None:
+            self._lines = self._compute()
+        return self._lines
+
+    def __getitem__(self, path: FieldPath) -> int:
+        return self._get()[path]
+
+    def __iter__(self) -> Iterator[FieldPath]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
 class Document:
     """A parsed file: its data, and the line of each field for messages that name one."""
 
@@ -85,18 +107,19 @@ class Document:
         self.source = source
         self.data = data
         self._text = text
-        self._lines = lines
-
-    @property
-    def lines(self) -> Mapping[FieldPath, int]:
+        self.lines: Mapping[FieldPath, int] = lines if lines is not None else _LazyLines(self._json_lines)
         """The line of each field (a JSON file's are found only when a message asks for one)."""
-        if self._lines is None:
-            # JSON is (nearly) YAML in flow style: the YAML composer finds its lines well enough for a message.
-            try:
-                self._lines = _field_lines(bounded_yaml.compose(self._text), self.source, UserError)
-            except (yaml.YAMLError, UserError):
-                self._lines = {}
-        return self._lines
+
+    def _json_lines(self) -> Mapping[FieldPath, int]:
+        # JSON is (nearly) YAML in flow style: the YAML composer finds its lines well enough for a message.
+        try:
+            return _field_lines(bounded_yaml.compose(self._text), self.source, UserError)
+        except (yaml.YAMLError, UserError):
+            return {}
+
+    def lines_under(self, prefix: FieldPath) -> Mapping[FieldPath, int]:
+        """The line map with `prefix` before every path: for data that a caller nests (a bare list of tasks)."""
+        return _LazyLines(lambda: {(*prefix, *path): line for path, line in self.lines.items()})
 
     def line(self, path: FieldPath) -> int:
         """The line of `path`, or of its nearest enclosing field (see `line_of`)."""

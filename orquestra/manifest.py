@@ -251,7 +251,7 @@ def load_manifest(path: str | Path, registry: Registry | None = None) -> Manifes
     data, lines = document.data, document.lines
     if task_format(data) == "graph":
         if isinstance(data, list):  # a bare list of tasks: its fields sit where the manifest's `tasks` would
-            lines = {("tasks", *where): line for where, line in lines.items()}
+            lines = document.lines_under(("tasks",))
         data = graph_to_manifest(load_graph(path), name=path.stem)
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: line 1: expected a mapping with 'name', 'agents' and 'tasks'")

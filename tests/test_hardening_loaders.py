@@ -220,3 +220,13 @@ def test_a_device_as_a_graph_file_is_one_line(tmp_path):
     zero.symlink_to("/dev/zero")
     assert_one_line(orquestra("graph", "show", str(zero), timeout=60), str(zero), "not a regular file")
     assert_one_line(orquestra("apply", "/dev/zero", timeout=60), "/dev/zero", "not a regular file")
+
+
+def test_a_json_manifest_error_names_its_line(tmp_path):
+    data = {
+        "name": "j",
+        "agents": [{"name": "bot", "model": "scripted"}],
+        "tasks": [{"name": "a", "agent": "ghost", "instruction": "hi"}],
+    }
+    path = write(tmp_path, "flow.json", json.dumps(data, indent=2))
+    refused(path, "line 12: tasks[0].agent: unknown agent 'ghost'", loader=lambda p: load_manifest(p, Registry.load()))
