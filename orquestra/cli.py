@@ -30,6 +30,7 @@ from orquestra import __version__
 from orquestra.cli_options import PlannerModelOption, PlanningStrategyOption, RegistryFolders, planning_strategy
 from orquestra.exceptions import OrquestraError, StopRun, UserError
 from orquestra.reflect import ReflectionMode
+from orquestra.safe_text import error_line, json_text, plain
 
 if TYPE_CHECKING:
     from orquestra.budget import Budget, BudgetMeter
@@ -230,7 +231,9 @@ def run(
         )
         return
     goal = "" if is_file else target
-    console.print(f"[dim]model:[/dim] {_describe(team.model())} [dim]({team.settings.model_source})[/dim]")
+    console.print(
+        Text.assemble(("model: ", "dim"), plain(_describe(team.model())), (f" ({team.settings.model_source})", "dim"))
+    )
     plan = None
     meter = team.meter()
     if is_file:
@@ -253,10 +256,10 @@ def run(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if outputs:
         for task_id in result.run.finished:
-            output = Text(str(result.run.outputs[task_id]))  # model text, never rich markup
-            console.print(Panel(output, title=task_id, title_align="left", expand=False))
+            output = plain(result.run.outputs[task_id])  # model text: never markup, nor terminal commands
+            console.print(Panel(output, title=plain(task_id), title_align="left", expand=False))
     if goal and result.answer:
-        console.print(Panel(Text(result.answer), title="answer", title_align="left", border_style="green"))
+        console.print(Panel(plain(result.answer), title="answer", title_align="left", border_style="green"))
     console.print(run_summary(result.run, meter))
     console.print(usage_line(result.usage), style="dim", highlight=False)
     if save is not None:
@@ -284,7 +287,7 @@ def plan(
     team = _team(
         model, planner_model, registry, max_tasks=max_tasks, planner=strategy, memory=None if memory else False
     )
-    console.print(f"[dim]planner:[/dim] {_describe(team.model(team.settings.planning_model))}")
+    console.print(Text.assemble(("planner: ", "dim"), plain(_describe(team.model(team.settings.planning_model)))))
     result = _plan_live(team, goal)
     _show_plan(result.graph, result.repairs, result.recalled)
     _show_notes(result.notes)
@@ -297,7 +300,7 @@ def plan(
             dump_manifest(graph_to_manifest(result.graph, name=goal[:60], description=goal), save)
         except OSError as error:
             raise UserError(f"{save}: cannot write the plan: {error.strerror}") from None
-        console.print(f"[dim]plan saved to {save}; run it with: orquestra run {save}[/dim]")
+        console.print(plain(f"plan saved to {save}; run it with: orquestra run {save}", "dim"))
 
 
 def _show_draft(event: Event) -> None:
@@ -352,16 +355,16 @@ def _show_plan(graph: TaskGraph, repairs: Sequence[str], recalled: Sequence[str]
     from orquestra.console import graph_tree
 
     for goal in recalled:
-        console.print(Text.assemble(("recalled: ", "dim"), goal))
+        console.print(Text.assemble(("recalled: ", "dim"), plain(goal)))
     console.print(graph_tree(graph, title=f"plan: {len(graph)} tasks"))
     for repair in repairs:
-        console.print(f"[yellow]repaired:[/yellow] {repair}", highlight=False)
+        console.print(Text.assemble(("repaired:", "yellow"), " ", plain(repair)))
 
 
 def _show_notes(notes: Iterable[str]) -> None:
     """What the planner left out of its prompt to fit the model's context (a catalogue cut to the goal)."""
     for note in notes:
-        console.print(Text.assemble(("note: ", "dim"), note))
+        console.print(Text.assemble(("note: ", "dim"), plain(note)))
 
 
 def _describe(model: Model) -> str:
@@ -467,7 +470,7 @@ def _announce_replans(event: Event) -> None:
 
     if isinstance(event, Replanned):
         console.print(
-            Panel(Text(event.diff), title=f"replan: {event.reason}", title_align="left", border_style="yellow")
+            Panel(plain(event.diff), title=plain(f"replan: {event.reason}"), title_align="left", border_style="yellow")
         )
 
 
@@ -495,7 +498,7 @@ def _save_result(team_result: TeamResult, path: Path) -> None:
         path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     except OSError as error:
         raise UserError(f"{path}: cannot write the result: {error.strerror}") from None
-    console.print(f"[dim]result saved to {path}[/dim]")
+    console.print(plain(f"result saved to {path}", "dim"))
 
 
 # ---------------------------------------------------------------------------------------------- graph
@@ -540,12 +543,12 @@ def graph_show(
 
         marks = {task_id: status_text(status) for task_id, status in statuses.items()}
         console.print(graph_tree(graph, title=title, marks=marks))
-        console.print(f"[dim]critical path:[/dim] {' -> '.join(graph.critical_path())}", highlight=False)
+        console.print(Text.assemble(("critical path: ", "dim"), plain(" -> ".join(graph.critical_path()))))
     elif format == "mermaid":
         sys.stdout.write(mermaid(graph, statuses))
     else:
         data = {**record, **graph.model_dump(mode="json", exclude_defaults=True)}
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json_text(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
 
 
 def _registry(folders: list[Path]) -> Registry:
@@ -632,7 +635,7 @@ def registry_show(
         raise UserError(f"no agent or tool named '{name}' (known: {known})")
     kind = "agent" if name in cards.agents else "tool"
     text = yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100)
-    console.print(Panel(Text(text.rstrip()), title=f"{kind} {name}", title_align="left", expand=False))
+    console.print(Panel(plain(text.rstrip()), title=plain(f"{kind} {name}"), title_align="left", expand=False))
 
 
 class _OneLineLog(logging.Handler):
@@ -654,7 +657,9 @@ class _OneLineLog(logging.Handler):
                 message += f": {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
             line = " ".join(part.strip() for part in message.splitlines() if part.strip())
             style = "bold red" if record.levelno >= logging.ERROR else "yellow"
-            errors.print(Text.assemble((f"{record.levelname.lower()}:", style), " ", line), soft_wrap=True)
+            errors.print(
+                Text.assemble((f"{record.levelname.lower()}:", style), " ", plain(line, one_line=True)), soft_wrap=True
+            )
         except Exception:  # a log line must never break the run
             self.handleError(record)
 
@@ -671,14 +676,14 @@ def main() -> None:
     try:
         app()
     except UserError as error:
-        errors.print(f"[bold red]error:[/bold red] {error.message}", highlight=False, soft_wrap=True)
+        errors.print(error_line(error.message), soft_wrap=True)
         sys.exit(EXIT_USAGE)
     except OrquestraError as error:
         # Not the user's mistake, but no traceback either: a provider that failed for good before a run could
         # record it (planning, say), or a budget spent before the first call. The exit code says which.
         from orquestra.exit_codes import exit_code
 
-        errors.print(f"[bold red]error:[/bold red] {error.message}", highlight=False, soft_wrap=True)
+        errors.print(error_line(error.message), soft_wrap=True)
         sys.exit(exit_code(error.status) if isinstance(error, StopRun) else EXIT_FAILED)
 
 

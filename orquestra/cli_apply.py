@@ -16,7 +16,6 @@ import typer
 from rich.console import Console
 from rich.live import Live
 from rich.panel import Panel
-from rich.text import Text
 
 from orquestra import exit_codes
 from orquestra.budget import Budget
@@ -28,6 +27,7 @@ from orquestra.engine import Execution, TaskStatus
 from orquestra.exceptions import UserError
 from orquestra.manifest import Manifest, ManifestError, ManifestResult, apply_manifest, load_manifest
 from orquestra.registry import Registry
+from orquestra.safe_text import error_line, plain
 from orquestra.team import AutoTeam
 
 console = Console()
@@ -72,15 +72,15 @@ def apply_command(
         )
         result = asyncio.run(_apply_live(manifest, team))
     except UserError as error:
-        errors.print(f"[bold red]error:[/bold red] {error.message}", highlight=False, soft_wrap=True)
+        errors.print(error_line(error.message), soft_wrap=True)
         raise typer.Exit(exit_codes.USAGE) from None
     except KeyboardInterrupt:  # outside the run, whose own Ctrl-C handler cancels it cleanly
         errors.print("[bold red]cancelled[/bold red] (Ctrl-C)")
         raise typer.Exit(exit_codes.INTERRUPTED) from None
     if outputs:
         for task_id, output in result.outputs.items():
-            console.print(Panel(Text(_as_text(output)), title=task_id, title_align="left", expand=False))
-    console.print(_summary(manifest, result), highlight=False)
+            console.print(Panel(plain(_as_text(output)), title=plain(task_id), title_align="left", expand=False))
+    console.print(plain(_summary(manifest, result)))
     code = exit_codes.exit_code(result.run.status)
     if code:
         raise typer.Exit(code)

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from orquestra.approval import Decision
 from orquestra.exceptions import UserError
+from orquestra.safe_text import plain
 from orquestra.store import ApprovalRecord, RunStore, store_path
 
 
@@ -68,7 +69,7 @@ def _decide(
         in_effect = store.decide(full_id, task_id, decision)
     if in_effect != decision:
         raise UserError(f"task '{task_id}' of run {full_id} was decided meanwhile: {_described(in_effect)}")
-    console.print(Text.assemble(f"task '{task_id}' of run {full_id}: ", (decision.verdict, "bold")))
+    console.print(Text.assemble(plain(f"task '{task_id}' of run {full_id}: "), (decision.verdict, "bold")))
 
 
 def _described(decision: Decision) -> str:
@@ -89,11 +90,11 @@ def _list_waiting(console: Console, waiting: list[ApprovalRecord]) -> None:
     now = time.time()
     for record in waiting:
         table.add_row(
-            Text(record.run_id),
-            Text(record.task_id),
+            plain(record.run_id),
+            plain(record.task_id),
             f"{now - record.requested_at:.0f}s",
-            Text(record.instruction),
-            Text("; ".join(record.reasons)),
+            plain(record.instruction),
+            plain("; ".join(record.reasons)),
         )
     console.print(table)
     console.print("[dim]decide with: orquestra approve RUN TASK [--reject REASON | --edit INSTRUCTION][/dim]")

@@ -35,6 +35,7 @@ from orquestra.evals.textmatch import Embed
 from orquestra.exceptions import UserError
 from orquestra.models import Model, RetryingModel, infer_model
 from orquestra.registry import Registry
+from orquestra.safe_text import plain
 from orquestra.team import AutoTeam
 
 SAMPLE_SEED = 20241
@@ -75,7 +76,9 @@ def build_embedder() -> Embed:
 def _announce(console: Console, suite: str, model: str, what: str, count: int) -> None:
     """The line an eval starts with: which suite, which model, how many cases."""
     console.print(
-        Text.assemble(("suite: ", "dim"), suite, ("  model: ", "dim"), model, (f"  {what}: ", "dim"), str(count))
+        Text.assemble(
+            ("suite: ", "dim"), plain(suite), ("  model: ", "dim"), plain(model), (f"  {what}: ", "dim"), str(count)
+        )
     )
 
 
@@ -155,7 +158,7 @@ def planning(
     )
     console.print(terminal_view(report))
     for path in write_reports(report, folder, format=format):
-        console.print(Text.assemble(("wrote ", "dim"), str(path)))
+        console.print(Text.assemble(("wrote ", "dim"), plain(path)))
 
 
 @eval_app.command("runs")
@@ -195,19 +198,19 @@ def runs(
     except KeyboardInterrupt:
         _interrupted(console, log.path, len(log.load()))
     summary = summarise_runs(results, suite=spec.name, model=model_spec)
-    table = Table(title=Text(f"{spec.name} with {model_spec}"), title_justify="left", header_style="bold")
+    table = Table(title=plain(f"{spec.name} with {model_spec}"), title_justify="left", header_style="bold")
     for column in ("case", "passed", "status", "cost", "latency", "replans", "why"):
         table.add_column(column)
     for result in results:
         why = result.error or "; ".join([*result.failures, *([result.reason] if result.reason else [])])
         table.add_row(
-            Text(result.case_id),
-            Text("yes" if result.passed else "no", style="green" if result.passed else "red"),
-            Text(result.status),
+            plain(result.case_id),
+            plain("yes" if result.passed else "no", style="green" if result.passed else "red"),
+            plain(result.status),
             f"${result.cost_usd:.4f}",
             f"{result.latency_s:.1f}s",
             str(result.replans),
-            Text(why),
+            plain(why),
         )
     console.print(table)
     rate = summary["completion_rate"]
@@ -221,13 +224,13 @@ def runs(
     false = summary.get("false_successes", 0)
     which = f" ({', '.join(summary.get('false_success_cases', []))})" if false else ""
     # A run that said it succeeded while its check failed is the figure an orchestrator must keep at zero.
-    console.print(f"false successes: {false}{which}", style="bold red" if false else None, highlight=False)
+    console.print(plain(f"false successes: {false}{which}", style="bold red" if false else ""))
     path = folder / "report.json"
     try:
         path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     except OSError as error:
         raise UserError(f"{path}: cannot write the report: {error.strerror}") from None
-    console.print(Text.assemble(("wrote ", "dim"), str(path)))
+    console.print(Text.assemble(("wrote ", "dim"), plain(path)))
 
 
 @contextmanager
@@ -240,7 +243,7 @@ def _progress(console: Console, total: int, done: int = 0) -> Iterator[Callable[
 
 def _interrupted(console: Console, log: Path, kept: int) -> None:
     console.print(
-        Text(f"interrupted: {kept} finished case(s) kept in {log}; run the same command again to resume"),
+        plain(f"interrupted: {kept} finished case(s) kept in {log}; run the same command again to resume"),
         style="yellow",
     )
     raise typer.Exit(exit_codes.INTERRUPTED)

@@ -20,6 +20,7 @@ from rich.text import Text
 from orquestra.console import graph_tree
 from orquestra.exceptions import UserError
 from orquestra.memory import ChromaMemory, Recalled, RunMemory, memory_path, open_store
+from orquestra.safe_text import plain
 
 memory_app = typer.Typer(help="List, search, show and forget the runs Orquestra remembers.", no_args_is_help=True)
 
@@ -38,7 +39,7 @@ def _when(created_at: float) -> str:
 
 
 def _outcome(run: RunMemory) -> Text:
-    return Text(run.outcome, style=OUTCOME_STYLES.get(run.outcome, ""))
+    return plain(run.outcome, style=OUTCOME_STYLES.get(run.outcome, ""))
 
 
 def _tasks(run: RunMemory) -> str:
@@ -55,10 +56,10 @@ def _table(runs: Sequence[RunMemory], similarities: Sequence[float] = ()) -> Tab
         table.add_column("similarity", justify="right")
     table.add_column("goal", overflow="fold")
     for index, run in enumerate(runs):
-        cells: list[str | Text] = [Text(run.run_id), _when(run.created_at), _outcome(run), _tasks(run)]
+        cells: list[str | Text] = [plain(run.run_id), _when(run.created_at), _outcome(run), _tasks(run)]
         if similarities:
             cells.append(f"{similarities[index]:.2f}")
-        table.add_row(*cells, Text(run.goal))
+        table.add_row(*cells, plain(run.goal))
     return table
 
 
@@ -69,12 +70,12 @@ def memory_list(
     """List the remembered runs, newest first."""
     console = Console()
     if not memory_path().exists():
-        console.print(f"no runs remembered yet (memory at {memory_path()})", highlight=False)
+        console.print(plain(f"no runs remembered yet (memory at {memory_path()})"))
         return
     with _memory() as memory:
         runs, total = memory.list(limit), memory.count()
     if not runs:
-        console.print(f"no runs remembered yet (memory at {memory_path()})", highlight=False)
+        console.print(plain(f"no runs remembered yet (memory at {memory_path()})"))
         return
     console.print(_table(runs))
     console.print(f"[dim]{len(runs)} of {total} runs[/dim]")
@@ -102,11 +103,11 @@ def memory_show(run_id: Annotated[str, typer.Argument(help="The run's id, as `me
     if run is None:
         raise UserError(f"no remembered run with id '{run_id}' (see `orquestra memory list`)")
     console = Console()
-    header = Text.assemble(("run ", "bold"), run.run_id, "  ", _when(run.created_at), "  ", _outcome(run))
+    header = Text.assemble(("run ", "bold"), plain(run.run_id), "  ", _when(run.created_at), "  ", _outcome(run))
     if run.reason:
         header.append(f" ({run.reason})")
     console.print(header)
-    console.print(Text.assemble(("goal: ", "bold"), run.goal))
+    console.print(Text.assemble(("goal: ", "bold"), plain(run.goal)))
     console.print(graph_tree(run.graph, title=f"graph: {len(run.graph)} tasks"))
     if run.tasks:
         table = Table(box=None, header_style="bold", pad_edge=False, title="tasks", title_justify="left")
@@ -114,13 +115,13 @@ def memory_show(run_id: Annotated[str, typer.Argument(help="The run's id, as `me
             table.add_column(column, no_wrap=True)
         table.add_column("summary", overflow="fold")
         for task in run.tasks:
-            ok = Text("✓", style="green") if task.succeeded else Text("✗", style="bold red")
-            table.add_row(Text(task.task_id), Text(task.capability), Text(task.agent), ok, Text(task.summary))
+            ok = plain("✓", style="green") if task.succeeded else plain("✗", style="bold red")
+            table.add_row(plain(task.task_id), plain(task.capability), plain(task.agent), ok, plain(task.summary))
         console.print(table)
     for lesson in run.lessons:
-        console.print(Text.assemble(("lesson: ", "bold"), lesson))
+        console.print(Text.assemble(("lesson: ", "bold"), plain(lesson)))
     if run.answer:
-        console.print(Panel(Text(run.answer), title="answer", title_align="left", border_style="green"))
+        console.print(Panel(plain(run.answer), title="answer", title_align="left", border_style="green"))
 
 
 @memory_app.command("forget")
@@ -130,4 +131,4 @@ def memory_forget(run_id: Annotated[str, typer.Argument(help="The run's id, as `
         run = memory.get(run_id)
         if run is None or not memory.forget(run_id):
             raise UserError(f"no remembered run with id '{run_id}' (see `orquestra memory list`)")
-    Console().print(Text.assemble("forgot run ", (run.run_id, "bold"), ": ", run.goal))
+    Console().print(Text.assemble("forgot run ", plain(run.run_id, "bold"), ": ", plain(run.goal)))

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from orquestra.console import NO_CAPABILITY
 from orquestra.exceptions import UserError
+from orquestra.safe_text import plain
 from orquestra.store import EventRecord, RunStore, StoredRun, store_path
 
 runs_app = typer.Typer(help="List, show and export the runs Orquestra recorded.", no_args_is_help=True)
@@ -60,7 +61,7 @@ def _when(at: float | None) -> str:
 
 def status_text(status: str) -> Text:
     """A run's or a task's status, styled as `runs list` and `runs show` style it."""
-    return Text(status, style=STATUS_STYLES.get(status, ""))
+    return plain(status, style=STATUS_STYLES.get(status, ""))
 
 
 @runs_app.command("list")
@@ -71,12 +72,12 @@ def runs_list(
     console = Console()
     path = store_path()
     if not path.exists():
-        console.print(f"no runs recorded yet (run store at {path})", highlight=False)
+        console.print(plain(f"no runs recorded yet (run store at {path})"))
         return
     with RunStore(path) as store:
         runs, total = store.list(limit), store.count()
     if not runs:
-        console.print(f"no runs recorded yet (run store at {path})", highlight=False)
+        console.print(plain(f"no runs recorded yet (run store at {path})"))
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("id", "started", "status", "tasks"):
@@ -84,7 +85,7 @@ def runs_list(
     table.add_column("goal", overflow="fold")
     for run in runs:
         done = f"{run.tasks_done}/{run.tasks_total}"
-        table.add_row(Text(run.id), _when(run.started_at), status_text(run.status), done, Text(run.goal))
+        table.add_row(plain(run.id), _when(run.started_at), status_text(run.status), done, plain(run.goal))
     console.print(table)
     console.print(f"[dim]{len(runs)} of {total} runs[/dim]")
 
@@ -96,23 +97,23 @@ def runs_show(run_id: RunId) -> None:
         stored = store.get(run_id)
     console = Console()
     run = stored.run
-    header = Text.assemble(("run ", "bold"), run.id, "  ", _when(run.started_at), "  ", status_text(run.status))
+    header = Text.assemble(("run ", "bold"), plain(run.id), "  ", _when(run.started_at), "  ", status_text(run.status))
     if run.reason:
         header.append(f" ({run.reason})")
     console.print(header)
     if run.goal:
-        console.print(Text.assemble(("goal: ", "bold"), run.goal))
+        console.print(Text.assemble(("goal: ", "bold"), plain(run.goal)))
     if run.model:
-        console.print(Text.assemble(("model: ", "bold"), run.model))
+        console.print(Text.assemble(("model: ", "bold"), plain(run.model)))
     console.print(_tasks_table(stored))
     failures = _check_failures(stored.events)
     if failures.row_count:
         console.print(failures)
     for task in stored.tasks:
         if task.output:
-            console.print(Panel(Text(task.output), title=f"output of {task.task_id}", title_align="left"))
+            console.print(Panel(plain(task.output), title=plain(f"output of {task.task_id}"), title_align="left"))
     if run.answer:
-        console.print(Panel(Text(run.answer), title="answer", title_align="left", border_style="green"))
+        console.print(Panel(plain(run.answer), title="answer", title_align="left", border_style="green"))
     if run.usage:
         usage = ", ".join(f"{key} {value}" for key, value in run.usage.items())
         console.print(Text.assemble(("usage: ", "bold"), usage))
@@ -130,13 +131,13 @@ def _tasks_table(stored: StoredRun) -> Table:
     for task in stored.tasks:
         elapsed = f"{task.elapsed:.2f}s" if task.elapsed is not None else ""
         table.add_row(
-            Text(task.task_id),
-            Text(NO_CAPABILITY if task.task_id in agent_only else task.capability),
-            Text(task.agent),
+            plain(task.task_id),
+            plain(NO_CAPABILITY if task.task_id in agent_only else task.capability),
+            plain(task.agent),
             status_text(task.status),
             elapsed,
             _checks_cell(checks.get(task.task_id, [])),
-            Text(task.error or "", style="red"),
+            plain(task.error or "", style="red"),
         )
     return table
 
@@ -166,8 +167,8 @@ def _checks_cell(verdicts: list[dict[str, Any]]) -> Text:
         return Text("")
     failed = sum(1 for verdict in verdicts if not verdict.get("passed"))
     if not failed:
-        return Text("passed", style="green")
-    return Text(f"failed {failed} of {len(verdicts)}", style="red" if failed == len(verdicts) else "yellow")
+        return plain("passed", style="green")
+    return plain(f"failed {failed} of {len(verdicts)}", style="red" if failed == len(verdicts) else "yellow")
 
 
 def _check_failures(events: list[EventRecord]) -> Table:
@@ -183,7 +184,7 @@ def _check_failures(events: list[EventRecord]) -> Table:
             reasons = [str(reason) for reason in verdict.get("failures") or ()] or ["(no reason given)"]
             for reason in reasons:
                 table.add_row(
-                    Text(task_id), str(verdict.get("attempt", "")), Text(str(verdict.get("agent", ""))), Text(reason)
+                    plain(task_id), str(verdict.get("attempt", "")), plain(str(verdict.get("agent", ""))), plain(reason)
                 )
     return table
 
@@ -195,7 +196,7 @@ def _events_table(events: list[EventRecord], started_at: float) -> Table:
     table.add_column("event", no_wrap=True)
     table.add_column("details", overflow="fold")
     for event in events:
-        table.add_row(str(event.seq), f"+{event.at - started_at:.2f}s", event.type, Text(_summary(event.payload)))
+        table.add_row(str(event.seq), f"+{event.at - started_at:.2f}s", event.type, plain(_summary(event.payload)))
     return table
 
 
@@ -233,4 +234,4 @@ def runs_export(
         output.write_text(text + "\n", encoding="utf-8")
     except OSError as error:
         raise UserError(f"{output}: cannot write the export: {error.strerror}") from None
-    Console(stderr=True).print(Text(f"wrote run {data['run']['id']} to {output}"))
+    Console(stderr=True).print(plain(f"wrote run {data['run']['id']} to {output}"))

@@ -33,6 +33,7 @@ from orquestra.events import (
 )
 from orquestra.exceptions import UserError
 from orquestra.graph import GraphPatch, Task, TaskGraph
+from orquestra.safe_text import clean, plain
 
 if TYPE_CHECKING:
     from orquestra.budget import BudgetMeter
@@ -254,10 +255,10 @@ class ProgressView:
             style, icon, label = STYLES[row.status], ICONS[row.status], row.status.value
             if row.awaiting and row.status is TaskStatus.READY:
                 style, icon, label = AWAITING
-            cells: list[RenderableType] = [Text(icon, style=style), Text(task.id), Text(task_capability(task))]
+            cells: list[RenderableType] = [Text(icon, style=style), plain(task.id), plain(task_capability(task))]
             if self.show_agents:
-                cells.append(Text(row.agent))
-            cells += [Text(label, style=style), row.elapsed(now), Text(row.note)]
+                cells.append(plain(row.agent))
+            cells += [Text(label, style=style), row.elapsed(now), plain(row.note)]
             table.add_row(*cells)
         return table
 
@@ -287,7 +288,7 @@ def run_summary(result: RunResult, meter: BudgetMeter | None = None) -> Renderab
     headline = Text.assemble((f"run {result.status.value}", style), f" in {elapsed:.2f}s: ", ", ".join(parts))
     lines: list[RenderableType] = [headline]
     if result.reason:
-        lines.append(Text(f"reason: {result.reason}", style="dim"))
+        lines.append(plain(f"reason: {result.reason}", style="dim"))
     spent = meter.spending(elapsed) if meter is not None else []
     if spent:
         lines.append(Text(f"budget: {'; '.join(spent)}", style="dim"))
@@ -302,12 +303,19 @@ def usage_line(usage: Usage) -> str:
     )
 
 
-def graph_tree(graph: TaskGraph, title: str = "task graph", *, marks: Mapping[str, Text] | None = None) -> Tree:
+TREE_DEPTH = 12
+"""The deepest level `graph_tree` draws: deeper tasks would not fit a terminal's width (rich drops them)."""
+
+
+def graph_tree(
+    graph: TaskGraph, title: str = "task graph", *, marks: Mapping[str, Text] | None = None, depth: int = TREE_DEPTH
+) -> Tree:
     """The graph as a tree from its roots; a task with several parents is expanded under the first only.
 
-    `marks` puts a text (a recorded task's status, say) before the label of each task it names.
+    `marks` puts a text (a recorded task's status, say) before the label of each task it names. Below `depth`
+    levels a note stands for the rest (a long chain of tasks); the tree is built without recursion.
     """
-    tree = Tree(Text(title, style="bold"))
+    tree = Tree(plain(title, style="bold"))
     expanded: set[str] = set()
     marks = marks or {}
 
@@ -315,19 +323,27 @@ def graph_tree(graph: TaskGraph, title: str = "task graph", *, marks: Mapping[st
         mark = marks.get(task_id)
         return Text.assemble(mark, "  ", label) if mark is not None else label
 
-    def add(branch: Tree, task_id: str) -> None:
+    # Depth first, children in graph order, as a recursive walk would visit them.
+    stack: list[tuple[Tree, str, int]] = [(tree, root.id, 1) for root in reversed(graph.roots())]
+    while stack:
+        branch, task_id, level = stack.pop()
         task = graph[task_id]
-        label = Text.assemble((task.id, "bold"), f" [{task.capability}] ", (task.instruction, "dim"))
         if task_id in expanded:
-            branch.add(marked(task_id, Text.assemble((task.id, "bold"), (" (shown above)", "dim italic"))))
-            return
+            branch.add(marked(task_id, Text.assemble(plain(task.id, "bold"), (" (shown above)", "dim italic"))))
+            continue
         expanded.add(task_id)
+        label = Text.assemble(plain(task.id, "bold"), plain(f" [{task.capability}] "), plain(task.instruction, "dim"))
         node = branch.add(marked(task_id, label))
-        for child in graph.dependents[task_id]:
-            add(node, child)
-
-    for root in graph.roots():
-        add(tree, root.id)
+        children = graph.dependents[task_id]
+        if children and level >= depth:
+            node.add(
+                Text(
+                    f"… more below (-f mermaid shows all {len(graph)})",
+                    "dim italic",
+                )
+            )
+            continue
+        stack.extend((node, child, level + 1) for child in reversed(children))
     return tree
 
 
@@ -353,7 +369,7 @@ def mermaid(graph: TaskGraph, statuses: Mapping[str, str] | None = None) -> str:
     node = {task.id: f"t{index}" for index, task in enumerate(graph.tasks)}
     lines = ["flowchart TD"]
     for task in graph.tasks:
-        label = f"{task.id}<br/>{task.capability}".replace('"', "'")
+        label = clean(f"{task.id}<br/>{task.capability}", one_line=True).replace('"', "'")
         lines.append(f'    {node[task.id]}["{label}"]')
     for task in graph.tasks:
         lines.extend(f"    {node[dep]} --> {node[task.id]}" for dep in task.depends_on)
@@ -367,6 +383,6 @@ def mermaid(graph: TaskGraph, statuses: Mapping[str, str] | None = None) -> str:
 
 def drafted_line(event: TaskDrafted) -> Text:
     """One line for a task the planner has just written: its id, capability and instruction."""
-    line = Text.assemble(("  drafted ", "dim"), (event.task_id, "bold"), (f" ({event.capability}) ", "dim"))
-    line.append(event.instruction)  # model text: never rich markup
+    line = Text.assemble(("  drafted ", "dim"), plain(event.task_id, "bold"), plain(f" ({event.capability}) ", "dim"))
+    line.append(plain(event.instruction, one_line=True))  # model text: never markup, nor terminal commands
     return line

@@ -1,7 +1,7 @@
 """Every exception Orquestra raises on purpose, in one place.
 
 `OrquestraError` is the root. Errors that come from a user's input (a graph file, a registry card, a flag)
-derive from `UserError`: the CLI prints their message on one line and exits non-zero, never a traceback.
+derive from `UserError`, whose message is one line: the CLI prints it and exits non-zero, never a traceback.
 Every message is redacted when the error is made (see `orquestra.redaction`): no configured secret reaches a
 log, a run record or a terminal through an error, whatever a provider echoed.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from orquestra.redaction import redact
+from orquestra.safe_text import clean
 
 
 class OrquestraError(Exception):
@@ -23,7 +24,14 @@ class OrquestraError(Exception):
 
 
 class UserError(OrquestraError):
-    """A mistake in something the user gave us: a file, a flag, a card, a graph."""
+    r"""A mistake in something the user gave us: a file, a flag, a card, a graph.
+
+    Its message is one line, whatever the input held: a newline, a tab or any other control character in a
+    field name or a value it quotes is written as an escape (``\n``, ``\x1b``; see `orquestra.safe_text`).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(clean(message, one_line=True))
 
 
 class GraphError(UserError, ValueError):

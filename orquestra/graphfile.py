@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from orquestra.datafile import read_data
+from orquestra.datafile import FieldPath, read_document
 from orquestra.exceptions import UserError, describe_validation_error
 from orquestra.graph import TaskGraph
 
 if TYPE_CHECKING:
     from orquestra.registry import Registry
+
+GRAPH_FILE_KEYS = ("tasks", "run_id", "status", "statuses")
+"""The keys of a graph file's mapping: its tasks, and the record `orquestra graph show RUN -f json` adds to them."""
 
 TaskFormat = Literal["graph", "manifest"]
 """'graph': tasks with an `id` (the plain format). 'manifest': tasks with a `name` (a workflow manifest)."""
@@ -40,25 +43,34 @@ def task_format(data: Any) -> TaskFormat | None:
 
 
 def load_graph(path: str | Path, registry: Registry | None = None) -> TaskGraph:
-    """Read and check a graph file; every problem is a `UserError` naming the file and the field.
+    """Read and check a graph file; every problem is a `UserError` naming the file, the line and the field.
 
     A workflow manifest goes through the manifest loader and all its checks, then becomes its graph; `registry`
-    (the configured one by default) resolves the agents it names.
+    (the configured one by default) resolves the agents it names. A key of the mapping not in `GRAPH_FILE_KEYS`
+    is refused, as the manifest loader refuses a field it does not know.
     """
     path = Path(path)
-    data = read_data(path)
+    document = read_document(path)
+    data = document.data
     if task_format(data) == "manifest":
         from orquestra.manifest import load_manifest  # here: running manifests needs the whole team stack
 
         return load_manifest(path, registry).to_graph()
+    prefix: FieldPath = ("tasks",)
     if isinstance(data, list):
-        data = {"tasks": data}
+        data, prefix = {"tasks": data}, ()
     if not isinstance(data, dict) or "tasks" not in data:
         raise UserError(f"{path}: expected a mapping with a 'tasks' list, or a list of tasks")
+    for key in data:
+        if key not in GRAPH_FILE_KEYS:
+            known = ", ".join(GRAPH_FILE_KEYS)
+            raise UserError(f"{document.where((str(key),))}: unknown field (a graph file holds {known})")
     try:
         return TaskGraph.model_validate({"tasks": data["tasks"]})
     except ValidationError as error:
-        raise UserError(f"{path}: {describe_validation_error(error)}") from None
+        loc = tuple(error.errors()[0]["loc"])
+        where = f"line {document.line(prefix + loc[1:])}: " if loc else ""
+        raise UserError(f"{path}: {where}{describe_validation_error(error)}") from None
 
 
 def dump_graph(graph: TaskGraph, path: str | Path) -> None:

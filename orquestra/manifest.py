@@ -17,7 +17,10 @@ Running semantics, in the order a task applies them:
   its dependents).
 - **``map``.** A Jinja expression giving a list (or JSON text of a list, or text read line by line); the
   task runs once per item, in parallel, with ``{{ item }}`` in its template; its output is the list of
-  answers, in item order.
+  answers, in item order. More than the manifest's `max_map_items` items (default 1000) fail the task.
+
+Templates and expressions run in `orquestra.templating.BoundedEnvironment` (no globals, bounded steps, time
+and sizes) and see read-only copies of the outputs they read (`orquestra.frozen`).
 
 Inputs: an agent receives the outputs of its direct dependencies as usual, except those its template
 already quotes (the author chose where they go).
@@ -27,28 +30,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
-from jinja2.lexer import describe_token
-from jinja2.parser import Parser
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Template, TemplateError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from orquestra.checks import CheckSpec
 from orquestra.config import load_settings
-from orquestra.datafile import read_text
+from orquestra.datafile import FieldPath, field_name, line_of, read_data, read_document
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import TaskStatus
-from orquestra.exceptions import UserError
-from orquestra.graph import Task, TaskGraph, TaskId, find_cycle
+from orquestra.exceptions import UserError, describe_validation_error
+from orquestra.frozen import freeze
+from orquestra.graph import MAX_TASKS, Ancestry, Task, TaskGraph, TaskId, find_cycle
 from orquestra.graphfile import load_graph, task_format
 from orquestra.models import PROVIDERS
 from orquestra.registry import AgentCard, Registry
+from orquestra.template_checks import parse_expression, parse_template, task_references, variables
+from orquestra.templating import BoundedEnvironment
 
 if TYPE_CHECKING:
     from orquestra.engine import Execution, RunResult, RunTask
@@ -59,11 +62,15 @@ if TYPE_CHECKING:
 
 _AGENT_NAME = r"^[a-z][a-z0-9_\-]*$"  # the registry's rule, so inline agents become ordinary cards
 
-# One environment for templates, run_if and map: the same sandbox and the same strictness everywhere.
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+# One environment for templates, run_if and map: the same sandbox, strictness and bounds everywhere.
+_ENV = BoundedEnvironment()
 
-Path_ = tuple[str | int, ...]
-"""Where a value sits in the manifest, e.g. ``("tasks", 1, "agent")``."""
+DEFAULT_MAX_MAP_ITEMS = 1000
+"""How many items one `map` may run its task over, unless the manifest sets `max_map_items`."""
+MAX_MAP_ITEMS = MAX_TASKS
+"""The most a manifest may set `max_map_items` to: a map makes as many agent calls as a graph of that size."""
+
+Path_ = FieldPath
 
 
 class ManifestError(UserError):
@@ -147,10 +154,19 @@ class Manifest(BaseModel):
     name: str = Field(min_length=1, description="The workflow's name.")
     description: str = Field(default="", description="What the workflow achieves; the run's goal.")
     dynamic: bool = Field(default=False, description="Let the planner reflect and replan during the run.")
-    agents: tuple[ManifestAgent, ...] = Field(default=(), description="Agents defined inline.")
-    tasks: tuple[ManifestTask, ...] = Field(min_length=1, description="The tasks, in any order.")
+    agents: tuple[ManifestAgent, ...] = Field(default=(), max_length=MAX_TASKS, description="Agents defined inline.")
+    tasks: tuple[ManifestTask, ...] = Field(
+        min_length=1, max_length=MAX_TASKS, description="The tasks, in any order (at most 10,000)."
+    )
+    max_map_items: int = Field(
+        default=DEFAULT_MAX_MAP_ITEMS,
+        ge=1,
+        le=MAX_MAP_ITEMS,
+        description="The most items one `map` may run its task over; more fail the task.",
+    )
 
     _cards: dict[str, AgentCard] = PrivateAttr(default_factory=dict)
+    _prepared: dict[str, _Prepared] = PrivateAttr(default_factory=dict)
 
     @property
     def goal(self) -> str:
@@ -205,7 +221,10 @@ class Manifest(BaseModel):
                     checks=spec.checks,
                 )
             )
-        return TaskGraph(tasks=tuple(tasks))
+        try:
+            return TaskGraph(tasks=tuple(tasks))
+        except ValidationError as error:
+            raise ManifestError(f"manifest '{self.name}': {describe_validation_error(error)}") from None
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -214,8 +233,8 @@ class Manifest(BaseModel):
 def is_manifest(path: Path) -> bool:
     """Whether `path` holds a workflow manifest (tasks with names) rather than a task graph (tasks with ids)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = read_data(path)
+    except UserError:
         return False  # the graph loader reports the problem with its line
     return task_format(data) == "manifest"
 
@@ -228,11 +247,11 @@ def load_manifest(path: str | Path, registry: Registry | None = None) -> Manifes
     that `graph_to_manifest` makes of it, so `orquestra apply` runs it as `orquestra run` does.
     """
     path = Path(path)
-    text = read_text(path, ManifestError)
-    data, lines = _parse_yaml(text, str(path))
+    document = read_document(path, ManifestError)
+    data, lines = document.data, document.lines
     if task_format(data) == "graph":
         if isinstance(data, list):  # a bare list of tasks: its fields sit where the manifest's `tasks` would
-            lines = {("tasks", *where): line for where, line in lines.items()}
+            lines = document.lines_under(("tasks",))
         data = graph_to_manifest(load_graph(path), name=path.stem)
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: line 1: expected a mapping with 'name', 'agents' and 'tasks'")
@@ -246,56 +265,6 @@ def load_manifest(path: str | Path, registry: Registry | None = None) -> Manifes
     return manifest
 
 
-def _parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
-    """The document and a map from each field path to its line, from PyYAML's node marks."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as problem:
-        mark = getattr(problem, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise ManifestError(
-            f"{source}: line {line}: invalid YAML: {getattr(problem, 'problem', None) or problem}"
-        ) from None
-    lines: dict[Path_, int] = {}
-    if node is not None:
-        _map_lines(node, (), lines, source)
-    return data, lines
-
-
-def _map_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            name = str(key.value)
-            if path + (name,) in lines:
-                # PyYAML would silently keep the last one; a duplicate key is nearly always a mistake.
-                raise ManifestError(
-                    f"{source}: line {key.start_mark.line + 1}: {_field(path + (name,))}: duplicate key"
-                )
-            lines[path + (name,)] = key.start_mark.line + 1
-            _map_lines(value, path + (name,), lines, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _map_lines(item, path + (index,), lines, source)
-
-
-def _field(path: Sequence[str | int]) -> str:
-    """``("tasks", 1, "agent")`` as ``tasks[1].agent``."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text or "(top level)"
-
-
-def _line(lines: Mapping[Path_, int], path: Path_) -> int:
-    """The line of `path`, or of its nearest enclosing field (a missing field has no line of its own)."""
-    for end in range(len(path), -1, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return 1
-
-
 def _describe_validation(error: ValidationError, source: str, lines: Mapping[Path_, int]) -> str:
     problems = error.errors()
     first = problems[0]
@@ -304,10 +273,13 @@ def _describe_validation(error: ValidationError, source: str, lines: Mapping[Pat
         message = "unknown field"
     elif first["type"] == "missing":
         message = "required field is missing"
+    elif first["type"] == "too_long":
+        context = first.get("ctx", {})
+        message = f"{context.get('actual_length', 'too many')} entries; at most {context.get('max_length')} are allowed"
     else:
         message = str(first["msg"]).removeprefix("Value error, ")
     more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-    return f"{source}: line {_line(lines, path)}: {_field(path)}: {message}{more}"
+    return f"{source}: line {line_of(lines, path)}: {field_name(path)}: {message}{more}"
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -323,18 +295,21 @@ class _Checker:
     lines: Mapping[Path_, int]
 
     def fail(self, path: Path_, message: str) -> ManifestError:
-        return ManifestError(f"{self.source}: line {_line(self.lines, path)}: {_field(path)}: {message}")
+        return ManifestError(f"{self.source}: line {line_of(self.lines, path)}: {field_name(path)}: {message}")
 
     def run(self) -> None:
         cards = self.check_agents()
         self.check_tasks(cards)
         self.check_graph()
-        upstream = _upstream(self.manifest.tasks)
-        for index, task in enumerate(self.manifest.tasks):
-            self.check_templates(index, task, upstream[task.name])
+        ancestry = Ancestry({task.name: task.depends_on for task in self.manifest.tasks})
+        prepared = {
+            task.name: self.check_templates(index, task, ancestry) for index, task in enumerate(self.manifest.tasks)
+        }
         resolved = {name: card for name, card in cards.items() if name in self.registry.agents}
         self.manifest._cards.clear()
         self.manifest._cards.update(resolved)
+        self.manifest._prepared.clear()
+        self.manifest._prepared.update(prepared)
 
     def check_agents(self) -> dict[str, AgentCard]:
         cards = dict(self.registry.agents)
@@ -394,32 +369,68 @@ class _Checker:
                 "cycle: " + " -> ".join(cycle) + " (each task depends on the next)",
             )
 
-    def check_templates(self, index: int, task: ManifestTask, upstream: frozenset[str]) -> None:
+    def check_templates(self, index: int, task: ManifestTask, ancestry: Ancestry) -> _Prepared:
+        """Check the task's template and expressions, and compile them once for the run."""
         allowed = {"tasks", "item"} if task.map is not None else {"tasks"}
         checks: list[tuple[str, str | None, bool, set[str]]] = [
             ("instruction", task.instruction, False, allowed),
             ("run_if", task.run_if, True, {"tasks"}),
             ("map", task.map, True, {"tasks"}),
         ]
-        for name, source, is_expression, variables in checks:
+        compiled: dict[str, Any] = {}
+        reads: dict[str, set[str]] = {}
+        for name, source, is_expression, known in checks:
             if source is None:
                 continue
             where: Path_ = ("tasks", index, name)
             try:
-                tree = _parse_expression(source) if is_expression else _ENV.parse(source)
+                tree = parse_expression(_ENV, source) if is_expression else parse_template(_ENV, source)
+                names = variables(tree)  # also where an unknown filter or test is found
             except TemplateError as error:
                 raise self.fail(where, f"template syntax error: {_message(error)}") from None
-            names = _variables(tree)
-            unknown = sorted(names - variables)
+            unknown = sorted(names - known)
             if unknown:
-                raise self.fail(where, f"unknown variable '{unknown[0]}' (use: {', '.join(sorted(variables))})")
+                raise self.fail(where, f"unknown variable '{unknown[0]}' (use: {', '.join(sorted(known))})")
             try:
-                referenced = _task_references(tree)
+                reads[name] = task_references(tree)
             except ValueError as error:
                 raise self.fail(where, str(error)) from None
-            for other in sorted(referenced - upstream):
-                reason = "is not upstream of" if self.manifest.task(other) else "is not a task before"
-                raise self.fail(where, f"refers to task '{other}', which {reason} '{task.name}' (add it to depends_on)")
+            for other in sorted(reads[name]):
+                if not ancestry.is_upstream(other, task.name):
+                    reason = "is not upstream of" if self.manifest.task(other) else "is not a task before"
+                    raise self.fail(
+                        where, f"refers to task '{other}', which {reason} '{task.name}' (add it to depends_on)"
+                    )
+            try:
+                compiled[name] = _compile(source, is_expression)
+            except Exception as error:  # Python's own compiler refuses some deep nesting that Jinja parses
+                raise self.fail(where, f"template cannot be compiled: {_problem(error)}") from None
+        return _Prepared(
+            instruction=compiled["instruction"],
+            run_if=compiled.get("run_if"),
+            map=compiled.get("map"),
+            reads=frozenset(set().union(*reads.values())),
+            quoted=frozenset(reads["instruction"]),
+        )
+
+
+def _compile(source: str, is_expression: bool) -> Any:
+    if is_expression:
+        return _ENV.compile_expression(source, undefined_to_none=False)
+    return _ENV.from_string(source)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A task's template and expressions, compiled when the manifest is checked, and the tasks they read."""
+
+    instruction: Template
+    run_if: Callable[..., Any] | None
+    map: Callable[..., Any] | None
+    reads: frozenset[str]
+    """Tasks the template or an expression reads (all upstream: the checks saw to it)."""
+    quoted: frozenset[str]
+    """Tasks the template reads: their outputs are not passed to the agent a second time."""
 
 
 def _message(error: TemplateError) -> str:
@@ -427,64 +438,17 @@ def _message(error: TemplateError) -> str:
     return " ".join((error.message or type(error).__name__).split())
 
 
-def _upstream(tasks: Sequence[ManifestTask]) -> dict[str, frozenset[str]]:
-    """Each task's transitive dependencies (the graph is known to be acyclic)."""
-    parents = {task.name: task.depends_on for task in tasks}
-    found: dict[str, frozenset[str]] = {}
-
-    def visit(name: str) -> frozenset[str]:
-        if name not in found:
-            result: set[str] = set()
-            for dep in parents[name]:
-                result.add(dep)
-                result |= visit(dep)
-            found[name] = frozenset(result)
-        return found[name]
-
-    for task in tasks:
-        visit(task.name)
-    return found
-
-
-def _parse_expression(source: str) -> nodes.Node:
-    """Parse a Jinja expression as `compile_expression` does, without compiling it."""
-    parser = Parser(_ENV, source, state="variable")
-    expression = parser.parse_expression()
-    if not parser.stream.eos:
-        token = parser.stream.current
-        raise TemplateSyntaxError(f"unexpected {describe_token(token)!r}", token.lineno)
-    return expression
-
-
-def _variables(tree: nodes.Node) -> set[str]:
-    if isinstance(tree, nodes.Template):
-        return set(meta.find_undeclared_variables(tree))
-    return {name.name for name in tree.find_all(nodes.Name) if name.ctx == "load"}
-
-
-def _task_references(tree: nodes.Node) -> set[str]:
-    """Task names a template reads through ``tasks.NAME`` or ``tasks['NAME']``.
-
-    Any other use of ``tasks`` (a loop over it, a computed key) is refused: the load-time check that
-    every reference is upstream would not be sound otherwise.
-    """
-    names: set[str] = set()
-    covered: set[int] = set()
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        target = getattr(node, "node", None)
-        if not (isinstance(target, nodes.Name) and target.name == "tasks"):
-            continue
-        if isinstance(node, nodes.Getattr):
-            names.add(node.attr)
-        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            names.add(node.arg.value)
-        else:
-            continue
-        covered.add(id(target))
-    for name in tree.find_all(nodes.Name):
-        if name.name == "tasks" and id(name) not in covered:
-            raise ValueError("refer to other tasks only as tasks.NAME (e.g. tasks.draft.output)")
-    return names
+def _problem(error: Exception) -> str:
+    """Any error of a template or an expression, on one line."""
+    if isinstance(error, TemplateError):
+        return _message(error)
+    if isinstance(error, RecursionError):
+        return "the template nests too deeply"
+    if isinstance(error, MemoryError):
+        return "the template needs more memory than there is"
+    text = " ".join(str(error).split())
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -515,9 +479,9 @@ class ManifestRunner:
     """Every manifest task's output (or `Skipped`) so far, by name: templates may read any upstream task."""
 
     def __post_init__(self) -> None:
-        self._upstream = _upstream(self.manifest.tasks)
-        self._templates = {task.name: _ENV.from_string(task.instruction) for task in self.manifest.tasks}
-        self._quoted = {task.name: _task_references(_ENV.parse(task.instruction)) for task in self.manifest.tasks}
+        if len(self.manifest._prepared) != len(self.manifest.tasks):
+            raise ManifestError(f"manifest '{self.manifest.name}': check it against a registry before running it")
+        self._ancestry = Ancestry({task.name: task.depends_on for task in self.manifest.tasks})
 
     async def __call__(self, task: Task, inputs: Mapping[str, Any]) -> Any:
         """Run one task of the graph."""
@@ -532,50 +496,68 @@ class ManifestRunner:
         skipped = [dep for dep in spec.depends_on if isinstance(inputs.get(dep), Skipped)]
         if skipped and not spec.run_if_skipped:
             return Skipped(f"'{skipped[0]}' was skipped")
-        context = self._context(spec, inputs)
-        if spec.run_if is not None and not self._evaluate(spec, "run_if", spec.run_if, context):
+        prepared = self.manifest._prepared[spec.name]
+        template, reads = prepared.instruction, prepared.reads
+        if task.instruction != spec.instruction:  # a person edited it at approval: the edit is a template too
+            template, quoted = self._edited(spec, task.instruction)
+            reads = reads | quoted
+        context = self._context(reads, inputs)
+        if prepared.run_if is not None and not self._evaluate(spec, "run_if", prepared.run_if, context):
             return Skipped("run_if was false")
         passed = {
-            dep: value
-            for dep, value in inputs.items()
-            if dep not in self._quoted[spec.name] and not isinstance(value, Skipped)
+            dep: value for dep, value in inputs.items() if dep not in prepared.quoted and not isinstance(value, Skipped)
         }
-        if spec.map is None:
-            return await self.inner(self._render(spec, task, context), passed)
+        if prepared.map is None:
+            return await self.inner(self._render(spec, task, template, context), passed)
         try:
-            items = _as_items(self._evaluate(spec, "map", spec.map, context))
+            items = _as_items(self._evaluate(spec, "map", prepared.map, context))
         except ValueError as error:
             raise ManifestError(f"task '{spec.name}': map: {error}") from None
+        if len(items) > self.manifest.max_map_items:
+            raise ManifestError(
+                f"task '{spec.name}': map: {len(items):,} items, more than max_map_items "
+                f"({self.manifest.max_map_items:,}) allows"
+            )
         slots = asyncio.Semaphore(self.max_parallel)
 
         async def one(item: Any) -> Any:
             async with slots:
-                return await self.inner(self._render(spec, task, {**context, "item": item}), passed)
+                return await self.inner(self._render(spec, task, template, {**context, "item": item}), passed)
 
         return list(await asyncio.gather(*(one(item) for item in items)))
 
-    def _context(self, spec: ManifestTask, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        outputs = {**{name: self.results.get(name) for name in self._upstream[spec.name]}, **inputs}
-        tasks = {
-            name: {"output": "" if isinstance(value, Skipped) else value, "skipped": isinstance(value, Skipped)}
-            for name, value in outputs.items()
-        }
-        return {"tasks": tasks}
-
-    def _evaluate(self, spec: ManifestTask, what: str, source: str, context: Mapping[str, Any]) -> Any:
+    def _edited(self, spec: ManifestTask, instruction: str) -> tuple[Template, frozenset[str]]:
+        """An edited instruction, compiled, and the upstream tasks it reads."""
         try:
-            return _ENV.compile_expression(source, undefined_to_none=False)(**context)
-        except TemplateError as error:
-            raise ManifestError(f"task '{spec.name}': {what}: {_message(error)}") from None
+            tree = parse_template(_ENV, instruction)
+            quoted = task_references(tree)
+            template = _ENV.from_string(instruction)
+        except Exception as error:
+            raise ManifestError(f"task '{spec.name}': instruction: {_problem(error)}") from None
+        return template, frozenset(name for name in quoted if self._ancestry.is_upstream(name, spec.name))
 
-    def _render(self, spec: ManifestTask, task: Task, context: Mapping[str, Any]) -> Task:
+    def _context(self, reads: Iterable[str], inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """What templates see: read-only copies of the outputs they read, so none can change the run's."""
+        tasks: dict[str, Any] = {}
+        for name in reads:
+            value = inputs[name] if name in inputs else self.results.get(name)
+            skipped = isinstance(value, Skipped)
+            tasks[name] = {"output": "" if skipped else value, "skipped": skipped}
+        return {"tasks": freeze(tasks)}
+
+    def _evaluate(
+        self, spec: ManifestTask, what: str, expression: Callable[..., Any], context: Mapping[str, Any]
+    ) -> Any:
         try:
-            # An instruction a person edited at approval replaces the manifest's template (and is one itself).
-            edited = task.instruction != spec.instruction
-            template = _ENV.from_string(task.instruction) if edited else self._templates[spec.name]
+            return _ENV.evaluate(expression, context)
+        except Exception as error:
+            raise ManifestError(f"task '{spec.name}': {what}: {_problem(error)}") from None
+
+    def _render(self, spec: ManifestTask, task: Task, template: Template, context: Mapping[str, Any]) -> Task:
+        try:
             instruction = template.render(**context)
-        except TemplateError as error:
-            raise ManifestError(f"task '{spec.name}': instruction: {_message(error)}") from None
+        except Exception as error:
+            raise ManifestError(f"task '{spec.name}': instruction: {_problem(error)}") from None
         return task.model_copy(update={"instruction": instruction})
 
 
@@ -592,7 +574,7 @@ def _as_items(value: Any) -> list[Any]:
     if text.startswith("["):
         try:
             parsed = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, too deep, or an integer past Python's digit limit
             parsed = None
         if isinstance(parsed, list):
             return parsed

@@ -42,6 +42,7 @@ from orquestra.graphfile import dump_graph, load_graph
 from orquestra.models import Usage
 from orquestra.planner import PlanResult
 from orquestra.registry import Registry
+from orquestra.safe_text import error_line, plain
 from orquestra.team import AutoTeam, TeamResult
 
 T = TypeVar("T")
@@ -189,7 +190,7 @@ class Repl:
 
         self.result = result = await self._interruptible(run())
         if result.answer:
-            console.print(Panel(Text(result.answer), title="answer", title_align="left", border_style="green"))
+            console.print(Panel(plain(result.answer), title="answer", title_align="left", border_style="green"))
         console.print(run_summary(result.run, meter))
         console.print(usage_line(result.usage), style="dim", highlight=False)
 
@@ -206,8 +207,10 @@ class Repl:
             try:
                 console.print(
                     Panel(
-                        Text.assemble(request.task.instruction, ("\nwhy: " + "; ".join(request.reasons), "dim")),
-                        title=f"approve task {request.task.id} ({request.agent})?",
+                        Text.assemble(
+                            plain(request.task.instruction), plain("\nwhy: " + "; ".join(request.reasons), "dim")
+                        ),
+                        title=plain(f"approve task {request.task.id} ({request.agent})?"),
                         title_align="left",
                         border_style="blue",
                     )
@@ -253,10 +256,10 @@ class Repl:
         if not self.result.replans:
             console.print("[dim]the last run did not replan[/dim]")
         for number, replan in enumerate(self.result.replans, 1):
-            title = f"replan {number}: {replan.reason}"
-            console.print(Panel(Text(replan.diff), title=title, title_align="left", border_style="yellow"))
+            title = plain(f"replan {number}: {replan.reason}")
+            console.print(Panel(plain(replan.diff), title=title, title_align="left", border_style="yellow"))
         if self.result.loop.ended_by:
-            console.print(Text(f"ended by: {self.result.loop.ended_by}", style="dim"))
+            console.print(plain(f"ended by: {self.result.loop.ended_by}", style="dim"))
 
     async def cmd_agents(self, argument: str) -> None:
         """List the registry's agents with their capabilities and models."""
@@ -274,7 +277,9 @@ class Repl:
             self.team.settings = self.team.settings.with_model(name)
         settings = self.team.settings
         console.print(
-            Text.assemble(("model: ", "dim"), settings.model, (f" (planner: {settings.planning_model})", "dim"))
+            Text.assemble(
+                ("model: ", "dim"), plain(settings.model), plain(f" (planner: {settings.planning_model})", "dim")
+            )
         )
 
     async def cmd_memory(self, text: str) -> None:
@@ -295,7 +300,7 @@ class Repl:
         for column in ("run", "outcome", "similarity" if text else "", "goal"):
             table.add_column(column)
         for run, similarity in rows:
-            table.add_row(run.run_id, run.outcome, similarity, Text(run.goal))
+            table.add_row(plain(run.run_id), plain(run.outcome), similarity, plain(run.goal))
         console.print(table)
 
     async def cmd_history(self, argument: str) -> None:
@@ -309,7 +314,7 @@ class Repl:
         for column in ("run", "status", "tasks", "goal"):
             table.add_column(column)
         for run in runs:
-            table.add_row(run.id, run.status, f"{run.tasks_done}/{run.tasks_total}", Text(run.goal))
+            table.add_row(plain(run.id), plain(run.status), f"{run.tasks_done}/{run.tasks_total}", plain(run.goal))
         console.print(table)
 
     async def cmd_budget(self, argument: str) -> None:
@@ -325,7 +330,7 @@ class Repl:
         table = Table(box=None, show_header=False)
         table.add_row("GOAL", "plan a goal and run it")
         for name, (_, summary) in self.commands.items():
-            table.add_row(name, Text(summary))
+            table.add_row(plain(name), plain(summary))
         console.print(table)
 
     async def cmd_exit(self, argument: str) -> None:
@@ -348,12 +353,12 @@ class Repl:
         self.goal, self.plan, self.graph, self.view, self.result = goal, plan, plan.graph, None, None
         self._unbilled = meter.usage
         for recalled in plan.recalled:
-            console.print(Text.assemble(("recalled: ", "dim"), recalled))
+            console.print(Text.assemble(("recalled: ", "dim"), plain(recalled)))
         console.print(graph_tree(plan.graph, title=f"plan: {len(plan.graph)} tasks"))
         for repair in plan.repairs:
-            console.print(Text.assemble(("repaired: ", "yellow"), repair))
+            console.print(Text.assemble(("repaired: ", "yellow"), plain(repair)))
         for note in plan.notes:
-            console.print(Text.assemble(("note: ", "dim"), note))
+            console.print(Text.assemble(("note: ", "dim"), plain(note)))
 
     async def _edit(self) -> None:
         """Open the plan as YAML in $EDITOR and take it back, checked."""
@@ -410,12 +415,12 @@ def _parse_budget(budget: Budget, argument: str) -> Budget:
 def _announce_replans(event: Event) -> None:
     if isinstance(event, Replanned):
         console.print(
-            Panel(Text(event.diff), title=f"replan: {event.reason}", title_align="left", border_style="yellow")
+            Panel(plain(event.diff), title=plain(f"replan: {event.reason}"), title_align="left", border_style="yellow")
         )
 
 
 def _error(message: str) -> None:
-    console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+    console.print(error_line(message), soft_wrap=True)
 
 
 def repl_command(

@@ -3,12 +3,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
+import pytest
 import typer
 
 from orquestra import Task, TaskGraph
+
+T = TypeVar("T")
+
+WALL = 5.0
+"""Seconds one generated case may take, on a slow shared machine; the bounded work takes milliseconds."""
 
 
 def make_graph(edges: dict[str, Iterable[str]], capability: str = "research") -> TaskGraph:
@@ -46,3 +54,27 @@ def orquestra(
         cwd=cwd,
         timeout=timeout,
     )
+
+
+def within_wall(function: Callable[[], T], wall: float = WALL) -> T:
+    """What `function` returns or raises, or a test failure if it takes longer than `wall` seconds.
+
+    It runs in a daemon thread the test waits on for no longer, so a hang fails the test instead of stalling
+    the suite. This bounds time only: it never asserts a speed.
+    """
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # handed to the test's own thread, which judges it
+            outcome["error"] = error
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(wall)
+    if thread.is_alive():
+        pytest.fail(f"a case took longer than {wall} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]

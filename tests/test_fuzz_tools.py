@@ -11,12 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,10 +27,9 @@ from orquestra.tools.files import read_file, write_file
 from orquestra.tools.textcalls import read_text_calls
 from orquestra.tools.toolbox import Toolbox, argument_chars
 
-T = TypeVar("T")
+from .helpers import within_wall
 
-WALL = 5.0
-"""Seconds one generated case may take, on a slow shared machine; the bounded work takes milliseconds."""
+T = TypeVar("T")
 
 FUZZ = settings(
     max_examples=150,
@@ -41,26 +37,6 @@ FUZZ = settings(
     database=None,  # no example files left in the checkout
     suppress_health_check=[HealthCheck.too_slow],
 )
-
-
-def within_wall(function: Callable[[], T]) -> T:
-    """What `function` returns or raises, or a test failure if it takes longer than `WALL` seconds."""
-    outcome: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            outcome["value"] = function()
-        except BaseException as error:  # handed to the test's own thread, which judges it
-            outcome["error"] = error
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    thread.join(WALL)
-    if thread.is_alive():
-        pytest.fail(f"a case took longer than {WALL} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------- strategies

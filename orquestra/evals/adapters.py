@@ -24,6 +24,9 @@ from orquestra.exceptions import UserError, describe_validation_error
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
 FREE_TEXT_CAPABILITY = "act"
+
+DATASET_MAX_BYTES = 512 * 1024 * 1024
+"""The largest benchmark file read: published dataset files pass the limit of a graph file by far."""
 """The one capability of free-text suites: the plan's steps are scored by their text, not their capability."""
 
 
@@ -144,7 +147,7 @@ def _gold_file(folder: Path) -> Path:
 
 
 def _taskbench_catalogue(path: Path) -> dict[str, str]:
-    data = read_data(path)
+    data = read_data(path, max_bytes=DATASET_MAX_BYTES)
     nodes = data.get("nodes") if isinstance(data, Mapping) else None
     if not isinstance(nodes, list):
         raise UserError(f"{path}: expected an object with a 'nodes' list of tools")
@@ -273,7 +276,7 @@ def own_cases(own: OwnCases, default_catalogue: Mapping[str, str] | None = None)
 
 def _json_lines(path: Path) -> Iterator[tuple[str, Any]]:
     """Each record of a JSON-lines file, with 'file: line N' for error messages; blank lines are skipped."""
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    for number, line in enumerate(read_text(path, max_bytes=DATASET_MAX_BYTES).splitlines(), start=1):
         if not line.strip():
             continue
         try:
