@@ -33,8 +33,9 @@ from orquestra.tools.toolbox import Toolbox, preview
 from orquestra.trimming import CHARS_PER_TOKEN, estimate_tokens, fit_texts
 
 FINAL_REQUEST = "Give your final answer now, without calling tools."
-TEXT_RESULTS_NEXT = "Answer the task with these results, in words; call a tool only if you need another result."
 """Sent once the tool rounds are spent (or a call was repeated)."""
+TEXT_RESULTS_NEXT = "Answer the task with these results, in words; call a tool only if you need another result."
+"""Sent after the results of calls written as text: small models tend to write the same call again."""
 RESERVED_FOR_ANSWER = 1024
 """Tokens of the context window left free for the agent's answer and its tool calls."""
 
@@ -241,7 +242,6 @@ class AgentRunner:
             results.append(f"Your tool call cannot run: {problem}.")
         if results:
             if not problems:
-                # Small models behind servers that do not parse calls tend to write the same call again.
                 results.append(TEXT_RESULTS_NEXT)
             messages.append(Message("user", "\n".join(results)))
         return any_repeat

@@ -219,25 +219,31 @@ def not_echo(attempt: Attempt) -> str | None:
     each is $84.") did the work: only one that brings no new number can be an echo.
     """
     words = _words(attempt.output)
+    system = _words(attempt.system_prompt)
     if len(words) < _SHINGLE + 2:
         # Too short for shingles, but a clause lifted whole from the instructions ("No preamble, no questions
         # back.") is still an echo; a short clause of the task itself may be its answer, so only those count.
-        if len(words) >= _SHORT_ECHO and _contiguous(words, _words(attempt.system_prompt)):
-            if not set(_NUMBER.findall(attempt.output)) - set(_NUMBER.findall(attempt.system_prompt)):
+        if len(words) >= _SHORT_ECHO and tuple(words) in _shingles(system, len(words)):
+            if _no_new_number(attempt.output, attempt.system_prompt):
                 return "the answer repeats the agent's instructions instead of doing the task"
         return None
     # A whole sentence of the instructions copied word for word is not the work, whatever else the answer
     # holds (a call written after it, a figure).
-    if _shingles(words, _COPIED_RUN) & _shingles(_words(attempt.system_prompt), _COPIED_RUN):
+    if _shingles(words, _COPIED_RUN) & _shingles(system, _COPIED_RUN):
         return "the answer repeats the agent's instructions instead of doing the task"
     mine = _shingles(words)
     for what, prompt in (("the agent's instructions", attempt.system_prompt), ("the task", attempt.instruction)):
         theirs = _shingles(_words(prompt))
         if not theirs or len(mine & theirs) / len(mine) < _ECHO_SHARE:
             continue
-        if not set(_NUMBER.findall(attempt.output)) - set(_NUMBER.findall(prompt)):
+        if _no_new_number(attempt.output, prompt):
             return f"the answer repeats {what} instead of doing the task"
     return None
+
+
+def _no_new_number(output: str, prompt: str) -> bool:
+    """Whether every number `output` writes is one `prompt` already has."""
+    return not set(_NUMBER.findall(output)) - set(_NUMBER.findall(prompt))
 
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -494,11 +500,6 @@ def _first_line(text: str) -> str:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.casefold())
-
-
-def _contiguous(words: list[str], text: list[str]) -> bool:
-    """Whether `words` appear in `text` in order and side by side."""
-    return any(text[start : start + len(words)] == words for start in range(len(text) - len(words) + 1))
 
 
 def _shingles(words: list[str], size: int = _SHINGLE) -> set[tuple[str, ...]]:
