@@ -78,3 +78,13 @@ def within_wall(function: Callable[[], T], wall: float = WALL) -> T:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]  # type: ignore[no-any-return]
+
+
+def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """The command refused a user's mistake: exit 2, one `error:` line naming each fragment, no traceback."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    line = result.stderr.strip()
+    assert line.startswith("error:") and "\n" not in line, line
+    for fragment in fragments:
+        assert fragment in line, line

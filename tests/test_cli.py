@@ -10,19 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import orquestra
+from .helpers import assert_user_error, orquestra
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "launch-brief.yaml"
-
-
-def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    line = result.stderr.strip()
-    assert line.startswith("error:") and "\n" not in line, line
-    for fragment in fragments:
-        assert fragment in line
 
 
 def test_run_a_graph_file_shows_progress_results_and_summary(tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from orquestra.store import open_store
 from tests.helpers import make_graph
 
 from .fake_providers import FakeOpenAI, json_reply
-from .helpers import orquestra
+from .helpers import assert_user_error, orquestra
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "launch-brief.yaml"
@@ -31,14 +30,6 @@ PLAN = {
         {"id": "note", "instruction": "Write a note from the facts", "capability": "writing", "depends_on": ["facts"]},
     ]
 }
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 2, result.stdout + result.stderr
-    line = result.stderr.strip()
-    assert line.startswith("error:") and "\n" not in line, line
-    for fragment in fragments:
-        assert fragment in line, line
 
 
 @pytest.fixture
@@ -97,7 +88,7 @@ def test_a_plain_graph_through_the_manifest_loader_keeps_its_graph(tmp_path: Pat
 def test_a_broken_manifest_in_graph_show_names_the_file_line_and_field(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("name: x\ntasks:\n  - name: a\n    instruction: x\n    capability: research\n    colour: red\n")
-    assert_one_line_error(orquestra("graph", "show", str(path)), "broken.yaml: line 6: tasks[0].colour: unknown field")
+    assert_user_error(orquestra("graph", "show", str(path)), "broken.yaml: line 6: tasks[0].colour: unknown field")
 
 
 @pytest.mark.parametrize(
@@ -167,9 +158,9 @@ def test_a_recorded_runs_json_graph_runs_again(tmp_path: Path) -> None:
 
 
 def test_a_target_that_is_neither_a_file_nor_a_run_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    assert_one_line_error(orquestra("graph", "show", "ghost-run"), "ghost-run: no such file", "no runs are recorded")
+    assert_user_error(orquestra("graph", "show", "ghost-run"), "ghost-run: no such file", "no runs are recorded")
     record_run(Path(os.environ["ORQUESTRA_HOME"]), "run0123456789")
-    assert_one_line_error(orquestra("graph", "show", "ghost-run"), "ghost-run: no such file", "no recorded run")
+    assert_user_error(orquestra("graph", "show", "ghost-run"), "ghost-run: no such file", "no recorded run")
     missing = tmp_path / "missing.yaml"
-    assert_one_line_error(orquestra("graph", "show", str(missing)), f"{missing}: no such file")
-    assert_one_line_error(orquestra("graph", "show", str(EXAMPLE), "-f", "svg"), "unknown format 'svg'")
+    assert_user_error(orquestra("graph", "show", str(missing)), f"{missing}: no such file")
+    assert_user_error(orquestra("graph", "show", str(EXAMPLE), "-f", "svg"), "unknown format 'svg'")
