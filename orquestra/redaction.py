@@ -29,6 +29,8 @@ _KEY_PREFIXES = ("sk-ant-api03-", "sk-ant-", "sk-proj-", "sk-")
 """Providers' key prefixes, longest first: a key echoed without its prefix is still the key."""
 
 _KEY_LIKE = r"\bsk-[A-Za-z0-9_*.\-]{16,}"
+_KEY_LIKE_CHARS = len("sk-") + 16
+"""The shortest text `_KEY_LIKE` matches."""
 
 _registered: set[str] = set()
 _lock = threading.Lock()
@@ -60,6 +62,63 @@ def contains_secret(text: str) -> bool:
 
 _ANY_PREFIX = r"(?:sk-(?:ant-(?:api03-)?|proj-)?)?"
 """A provider's key prefix, if one stands before a secret: it goes with the secret."""
+
+
+class GrowingText:
+    """A text that arrives in pieces (a streamed answer), redacted as it grows.
+
+    A secret may be cut across two pieces, so what a piece lets out stops short of any place where a secret
+    could still begin: the last characters are held back until the pieces after them show that no secret
+    starts there, or the text ends. What it lets out, joined, is what `redact` makes of the whole text.
+    """
+
+    def __init__(self) -> None:
+        self._before = ""
+        """The last character let out: a key-like text counts only from a word boundary, which it decides."""
+        self._held = ""
+        """Written, not let out yet."""
+
+    def add(self, piece: str) -> str:
+        """The redacted text that `piece` lets out, possibly none."""
+        self._held += piece
+        return self._let_out(complete=False)
+
+    def end(self) -> str:
+        """The rest of the text, redacted: no more pieces come."""
+        return self._let_out(complete=True)
+
+    def _let_out(self, complete: bool) -> str:
+        known = secrets()
+        pattern = _pattern(known)
+        text, start = self._before + self._held, len(self._before)
+        matches = list(pattern.finditer(text, start))
+        cut = len(text) if complete else _safe_end(text, matches, max(start, len(text) - _longest_match(known)))
+        parts, position = [], start
+        for match in matches:
+            if match.end() > cut:
+                break
+            parts += [text[position : match.start()], REDACTED]
+            position = match.end()
+        parts.append(text[position:cut])
+        if cut > start:
+            self._before = text[cut - 1 : cut]
+        self._held = text[cut:]
+        return "".join(parts)
+
+
+def _safe_end(text: str, matches: list[re.Match[str]], cut: int) -> int:
+    """`cut`, or earlier: the start of a secret that crosses it, or that reaches the end and may grow."""
+    for match in matches:
+        if match.start() < cut and (match.end() > cut or match.end() == len(text)):
+            return match.start()
+    return cut
+
+
+@functools.lru_cache(maxsize=16)
+def _longest_match(known: frozenset[str]) -> int:
+    """The most characters a secret's match can span, its prefix included; a key-like text may grow beyond."""
+    longest = max((len(shape) for secret in known for shape in _shapes(secret)), default=0)
+    return max(longest + len(_KEY_PREFIXES[0]), _KEY_LIKE_CHARS)
 
 
 @functools.lru_cache(maxsize=16)

@@ -16,11 +16,11 @@ import pytest
 from pydantic import BaseModel
 
 from orquestra.config import load_settings
-from orquestra.events import Event
+from orquestra.events import Event, TaskDrafted
 from orquestra.exceptions import InvalidOutput, ModelError
 from orquestra.models import Message, Model, ModelResponse, RetryingModel, ScriptedModel, ToolCall, infer_model
 from orquestra.models.openai import OpenAIModel
-from orquestra.redaction import REDACTED, redact, register_secret
+from orquestra.redaction import REDACTED, GrowingText, redact, register_secret
 from orquestra.team import AutoTeam
 from tests.fake_providers import FakeOpenAI, Reply, error, json_reply, raw, text, tool_call
 from tests.helpers import orquestra
@@ -150,6 +150,60 @@ async def test_a_teams_models_answer_with_secrets_redacted(monkeypatch):
 class Verdict(BaseModel):
     ok: bool
     note: str
+
+
+# ------------------------------------------------------------------ answers that arrive in pieces
+
+
+def test_a_secret_cut_anywhere_across_pieces_is_redacted_as_a_whole(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    said = f"the key sk-{KEY}, bare {KEY}; a key-like sk-abcdefghijklmnopqrstuvwxyz0123 end"
+    whole = redact(said)
+    assert whole == f"the key {REDACTED}, bare {REDACTED}; a key-like {REDACTED} end"
+    for first in range(len(said) + 1):
+        for second in range(first, len(said) + 1, 5):
+            text = GrowingText()
+            let_out = [text.add(piece) for piece in (said[:first], said[first:second], said[second:])]
+            # Joined, the pieces let out are the whole text redacted: none of them held a part of a secret.
+            assert "".join([*let_out, text.end()]) == whole, (first, second)
+
+
+async def test_a_teams_model_streams_no_secret_cut_across_pieces(monkeypatch):
+    key = "sk-proj-Yh4kd9QmZt7Lp2Xw0Rb6"
+    said = f"the key {key}, bare {key.removeprefix('sk-proj-')}, done"
+    chunks = ("the key sk-proj-Yh4", "kd9QmZt7Lp2Xw0Rb6, bare Yh4kd9", "QmZt7Lp2Xw0Rb6, done")
+    assert "".join(chunks) == said
+    with FakeOpenAI(lambda body: Reply(text=said, chunks=chunks)) as server:
+        for name, value in server.env(api_key=key).items():
+            monkeypatch.setenv(name, value)
+        model = AutoTeam(model="openai:gpt-test", memory=False).model()
+        pieces = [piece async for piece in model.stream([Message("user", "say it")])]
+    assert "".join(pieces) == f"the key {REDACTED}, bare {REDACTED}, done"
+
+
+async def test_a_plan_streamed_into_the_run_holds_no_secret(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    plan = {
+        "tasks": [
+            {"id": "price", "instruction": f"Find the price ({KEY})", "capability": "research"},
+            {"id": "count", "instruction": "Find how many we need", "capability": "research"},
+        ]
+    }
+
+    def brain(messages: list[Message]) -> Any:
+        if "planner of a team" in messages[0].content:
+            return plan
+        return "A widget costs 7 [price]."
+
+    events: list[Event] = []
+    # Written a word at a time, the plan is watched as it grows and its tasks enter the run before it ends.
+    team = AutoTeam(model=ScriptedModel(brain, token_latency=0.0005), memory=False)
+    result = await team.arun(GOAL, subscribers=[events.append])
+    drafted = [event for event in events if isinstance(event, TaskDrafted)]
+    assert [event.task_id for event in drafted] == ["price", "count"]
+    assert drafted[0].instruction == f"Find the price ({REDACTED})"
+    assert not [event for event in events if leaks(repr(event))]
+    assert leaks(repr(result.graph)) == [] and leaks(repr(result.run)) == []
 
 
 # ------------------------------------------------------------------ a whole run, in process
