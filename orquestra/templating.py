@@ -8,7 +8,9 @@ Jinja's sandbox keeps templates away from Python's internals, but not from work:
   `max_steps`, and stops once `max_seconds` have passed (the clock is read at every step);
 - **sizes**: ``*``, ``**``, ``+``, ``%``, ``~``, the filters and methods that grow text (``center``, ``indent``,
   ``join``, ``replace``, ``format``...) are checked *before* they run: no value, and no rendered output, may pass
-  `max_chars` characters, and no integer may pass Python's digit limit (4,300 digits);
+  `max_chars` characters, and no integer may pass Python's digit limit (4,300 digits). A format's size counts
+  each of its fields as long as the value it shows (``('%(a)s' * 100000) % {'a': long_text}`` is refused), and
+  ``sum`` adds numbers only (summing lists copies the total once per item);
 - **depth**: macros (and recursive loops) nest at most `max_call_depth` calls deep.
 
 A template also sees no globals (no ``range``, ``lipsum``, ``cycler``, ``joiner``, ``namespace``, ``dict``): only
@@ -150,19 +152,44 @@ def _check_binop(operator: str, left: Any, right: Any, limits: TemplateLimits) -
         _refuse_text(len(left) + len(right), limits, "'+'")
     if operator == "%" and isinstance(left, str):
         _check_percent_format(left, limits)
+        _refuse_text(_percent_format_size(left, right, limits.max_chars), limits, "'%'")
 
 
-_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
+# One conversion of a ``%`` format: its mapping key, width, precision and conversion character.
+_PERCENT_SPEC = re.compile(r"%(?:\(([^)]*)\))?[#0 +\-]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?([a-zA-Z%])")
 
 
 def _check_percent_format(text: str, limits: TemplateLimits) -> None:
     """Refuse a ``%`` format whose width or precision would make a text longer than the limit."""
     for match in _PERCENT_SPEC.finditer(text):
-        for number in match.groups():
+        for number in match.group(2, 3):
             if number == "*":
                 raise TemplateLimitError("a '%' format may not take its width from an argument ('*')")
             if number is not None:
                 _refuse_text(int(number), limits, "a '%' format's width")
+
+
+def _percent_format_size(text: str, values: Any, limit: int) -> int:
+    """About how long ``text % values`` is: its own text, and each conversion as long as its value or width.
+
+    A key (``%(a)s``) may be used any number of times, so the size is counted per conversion, not per value.
+    """
+    positional = values if isinstance(values, tuple) else (values,)
+    size, index = len(text), 0
+    for match in _PERCENT_SPEC.finditer(text):
+        key, width, precision, conversion = match.groups()
+        if conversion == "%":
+            continue
+        if key is not None:
+            value = values.get(key) if isinstance(values, Mapping) else None
+        else:
+            value = positional[index] if index < len(positional) else None
+            index += 1
+        widths = [int(number) for number in (width, precision) if number not in (None, "*")]
+        size += max([text_size(value, limit), *widths])
+        if size > limit:
+            break
+    return size
 
 
 def _check_brace_format(text: str, limits: TemplateLimits) -> None:
@@ -176,6 +203,34 @@ def _check_brace_format(text: str, limits: TemplateLimits) -> None:
             raise TemplateLimitError("a format field may not take its width from an argument")
         for number in re.findall(r"\d+", spec or ""):
             _refuse_text(int(number), limits, "a format field's width")
+
+
+def _brace_format_size(text: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], limit: int) -> int:
+    """About how long ``text.format(*args, **kwargs)`` is: its own text, and each field as long as its value.
+
+    A field that picks a part of its value (``{0[1]}``, ``{a.b}``) is counted as long as the whole value.
+    """
+    try:
+        fields = list(string.Formatter().parse(text))
+    except ValueError:
+        return len(text)  # str.format raises the same error, with its own message
+    size, automatic = 0, 0
+    for literal, name, spec, _ in fields:
+        size += len(literal)
+        if name is None:
+            continue
+        base = re.split(r"[.\[]", name, maxsplit=1)[0]
+        if base.isdigit() or base == "":
+            position = int(base) if base else automatic
+            automatic += not base
+            value = args[position] if position < len(args) else None
+        else:
+            value = kwargs.get(base)
+        widths = [int(number) for number in re.findall(r"\d+", spec or "")]
+        size += max([text_size(value, limit), *widths])
+        if size > limit:
+            break
+    return size
 
 
 # Filters and str methods that can make a text much longer than their inputs, with the size they would make.
@@ -261,6 +316,11 @@ def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
             )
         if name == "format" and isinstance(value, str):
             _check_percent_format(value, limits)
+            _refuse_text(_percent_format_size(value, kwargs or tuple(rest), limits.max_chars), limits, what)
+        if name == "sum":
+            start = rest[1] if len(rest) > 1 else kwargs.get("start", 0)
+            if not isinstance(start, int | float):
+                raise TemplateLimitError(f"{what} adds numbers only (a start of {type(start).__name__} is refused)")
         if name in _COUNTING:
             key, position = _COUNTING[name]
             count = rest[position] if len(rest) > position else kwargs.get(key, 0)
@@ -371,12 +431,21 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         return _check_value(result, limits, what)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
-        """The sandbox's ``str.format``, refusing field widths that would make a text too long."""
+        """The sandbox's ``str.format`` (and ``format_map``), refusing what would make a text too long."""
         wrapper = super().wrap_str_format(value)
         if wrapper is None:
             return None
-        _check_brace_format(value.__self__, self.limits)
-        return wrapper
+        text, limits, is_map = value.__self__, self.limits, value.__name__ == "format_map"
+        _check_brace_format(text, limits)
+
+        @wraps(wrapper)
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            fields = args[0] if is_map and args and isinstance(args[0], Mapping) else kwargs
+            size = _brace_format_size(text, () if is_map else args, fields, limits.max_chars)
+            _refuse_text(size, limits, f"the call of '{value.__name__}'")
+            return wrapper(*args, **kwargs)
+
+        return bounded
 
     # ---------------------------------------------------------------- hooks of the code generator
 

@@ -99,6 +99,10 @@ RUNAWAY = {
     "format": ("{{ '{:>999999999}'.format(1) }}", "width would pass"),
     "replace": ("{{ (tasks.m.output[0] * 1000) | replace('', tasks.m.output[0] * 1000) }}", "'replace' would pass"),
     "concat": ("{% set s = 'x' * 900000 %}{{ s ~ s }}", "'~' would pass"),
+    "percent key": ("{% set s = ('%(a)s' * 100000) % {'a': 'x' * 999999} %}", "'%' would pass"),
+    "format fields": ("{% set s = ('{0}' * 300000).format('x' * 999999) %}", "the call of 'format' would pass"),
+    "format filter": ("{% set s = ('%(a)s' * 100000) | format(a='x' * 999999) %}", "the filter 'format' would pass"),
+    "sum of lists": ("{{ ([[1]] * 999999) | sum(start=[]) | length }}", "the filter 'sum' adds numbers only"),
 }
 
 
@@ -132,11 +136,23 @@ def test_the_environment_bounds_each_way_to_make_work():
         "{{ [1] | batch(10**6, 0) | list }}": "'batch' would pass",
         "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}": "nest more than 5 deep",
         "{{ 2 ** 100000 }}": "digits",
+        # A format is as long as the values its fields show, however often it shows each one.
+        "{% set s = ('%(a)s' * 10) % {'a': x * 20} %}": "'%' would pass",
+        "{% set s = ('%s' * 10) % ((x * 20,) * 10) %}": "'%' would pass",
+        "{% set s = ('%(a)s' * 10) | format(a=x * 20) %}": "the filter 'format' would pass",
+        "{% set s = ('{0}' * 10).format(x * 20) %}": "the call of 'format' would pass",
+        "{% set s = ('{a}' * 10).format_map({'a': x * 20}) %}": "the call of 'format_map' would pass",
+        # Summing lists copies the total once per item: quadratic within one step.
+        "{% set s = [[1], [2]] | sum(start=[]) %}": "the filter 'sum' adds numbers only",
     }
     for source, fragment in refusals.items():
         with pytest.raises(TemplateLimitError, match=fragment.replace("*", r"\*")):
             within_wall(lambda source=source: env.from_string(source).render(x="abcdefghij"))
     assert env.from_string("{{ x | upper }} {{ x * 2 }}").render(x="ab") == "AB abab"
+    within_bounds = (
+        "{{ '%s-%(a)s' % {'a': x} if false else '%s-%s' % (x, 1) }} {{ '{0}{n}'.format(x, n=2) }} {{ [1, 2] | sum }}"
+    )
+    assert env.from_string(within_bounds).render(x="ab") == "ab-1 ab2 3"
 
 
 def test_an_expression_runs_under_the_same_bounds():
