@@ -174,6 +174,22 @@ def _root(
 GraphFileSuffixes = (".yaml", ".yml", ".json")
 
 
+def names_a_file(target: str) -> bool:
+    """Whether `target` names a graph file (or manifest) rather than a goal or a recorded run.
+
+    A name with a graph file's suffix does, and so does anything on disk but a folder: `/dev/zero` or a FIFO is
+    a file that the loader refuses with its reason, not a goal to plan. A goal too long to be a file name is not
+    one (asking the system about it fails).
+    """
+    if target.endswith(GraphFileSuffixes):
+        return True
+    path = Path(target)
+    try:
+        return path.exists() and not path.is_dir()
+    except (OSError, ValueError):  # a name too long for the system, or with a NUL byte
+        return False
+
+
 @app.command()
 def run(
     target: Annotated[str, typer.Argument(help="A goal in plain words, or a task graph file (.yaml, .yml, .json).")],
@@ -224,7 +240,7 @@ def run(
         max_replans=max_replans,
         memory=None if memory else False,
     )
-    is_file = target.endswith(GraphFileSuffixes) or Path(target).is_file()
+    is_file = names_a_file(target)
     if is_file and is_manifest(Path(target)):  # what `plan --save` writes, and hand-written workflows
         apply_command(
             Path(target), model, registry, max_concurrency, timeout, retries, outputs, max_tokens, max_cost, max_seconds
@@ -529,7 +545,7 @@ def graph_show(
     path = Path(target)
     statuses: dict[str, str] = {}
     record: dict[str, Any] = {}
-    if path.is_file() or target.endswith(GraphFileSuffixes):  # a missing .yaml file is "no such file"
+    if names_a_file(target):  # a missing .yaml file is "no such file"
         graph = load_graph(path, _registry(registry) if registry else None)
         title = f"{path.name}: {len(graph)} tasks"
     else:

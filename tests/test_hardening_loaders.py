@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from orquestra.bounded_yaml import MAX_ALIAS_NODES, MAX_DEPTH
+from orquestra.cli import names_a_file
 from orquestra.datafile import read_document, read_text
 from orquestra.exceptions import UserError
 from orquestra.graphfile import load_graph
@@ -210,6 +211,18 @@ def test_a_device_as_a_graph_file_is_one_line(tmp_path):
     zero.symlink_to("/dev/zero")
     assert_user_error(orquestra("graph", "show", str(zero), timeout=60), str(zero), "not a regular file")
     assert_user_error(orquestra("apply", "/dev/zero", timeout=60), "/dev/zero", "not a regular file")
+    # Without a graph file's suffix too: a device is a file to refuse, not a goal to plan or a run to look up.
+    assert_user_error(orquestra("graph", "show", "/dev/zero", timeout=60), "/dev/zero", "not a regular file")
+    assert_user_error(orquestra("run", "/dev/zero", "-m", "scripted", timeout=60), "/dev/zero", "not a regular file")
+
+
+def test_a_goal_longer_than_a_file_name_is_a_goal(tmp_path):
+    goal = "Compare three note-taking apps for a student, " * 6  # one path component of 282 characters
+    assert names_a_file(goal) is False
+    done = orquestra("run", goal, "-m", "scripted", "--no-memory", env={"ORQUESTRA_HOME": str(tmp_path)}, timeout=60)
+    assert "Traceback" not in done.stderr and "File name too long" not in done.stderr, done.stderr
+    assert "scripted did not write a valid plan" in done.stderr  # it was planned: the echo model cannot plan
+    assert_user_error(orquestra("graph", "show", goal, timeout=60), "no such file")
 
 
 def test_a_json_manifest_error_names_its_line(tmp_path):
