@@ -8,7 +8,8 @@ shape (`orquestra.plan_examples`).
 The model answers with a `Plan` whose validator runs the graph's own checks, so instructor sends any error
 back to the model for another try. When the tries run out, a deterministic repair fixes what small models
 get wrong (cycles, self and forward edges, unknown capabilities, duplicate ids); when even that fails,
-`PlanningError` says what was wrong. The planner has no side effects: it returns data.
+`PlanningError` says what was wrong (a `BudgetExceeded` does, where the budget allowed no re-ask). The planner
+has no side effects: it returns data.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pydantic_core
 from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
 from orquestra.catalogue import CatalogueView, Embed, fit_catalogue, in_goal_order, rank
-from orquestra.exceptions import GraphError, InvalidOutput, UserError
+from orquestra.exceptions import BudgetExceeded, GraphError, InvalidOutput, ReaskRefused, UserError
 from orquestra.graph import Task, TaskGraph
 from orquestra.models import Message, Model, Usage
 from orquestra.models.progress import watching
@@ -329,16 +330,18 @@ class Planner:
 
     def _repair(self, error: InvalidOutput) -> PlanResult:
         usage = error.usage if isinstance(error.usage, Usage) else Usage()
+        # Where the budget refused the re-ask, the budget is why there is no plan: the run is out of budget.
+        failure = BudgetExceeded if isinstance(error, ReaskRefused) else PlanningError
         tasks, cut_off = _tasks_of(error.raw)
         if tasks is None or (cut_off and not tasks):
-            raise PlanningError(f"the planner's answer is not a plan: {error.message}") from None
+            raise failure(f"the planner's answer is not a plan: {error.message}") from None
         try:
             graph, repairs = repair_plan(tasks, self.registry.capabilities(), self.max_tasks)
             if cut_off:
                 repairs.insert(0, f"the answer was cut off; kept the {len(tasks)} tasks written in full")
         except (GraphError, ValidationError) as problem:
             detail = _first_problem(problem) if isinstance(problem, ValidationError) else problem.message
-            raise PlanningError(f"the plan could not be repaired: {detail} (model said: {error.message})") from None
+            raise failure(f"the plan could not be repaired: {detail} (model said: {error.message})") from None
         return PlanResult(graph, usage, repairs or ["the plan failed validation; rebuilt by the repair"])
 
 

@@ -219,6 +219,18 @@ def test_run_whose_provider_fails_for_good_while_planning_exits_1_in_one_line(ho
     assert result.stderr.count("; retry ") == 3
 
 
+def test_run_whose_plan_the_budget_allows_no_reask_for_exits_3_in_one_line(home):
+    with FakeOpenAI(team(plan=json_reply({"tasks": "not a list"}, input_tokens=200, output_tokens=200))) as server:
+        result = orquestra(
+            home, "run", GOAL, "-m", "openai:gpt-test", "--no-memory", "--max-tokens", "100", env=server.env()
+        )
+    assert result.returncode == exit_codes.OUT_OF_BUDGET, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the planner's answer is not a plan: ") and "tokens budget is spent" in last, last
+    assert len(server.requests) == 1  # no re-ask
+
+
 def test_run_out_of_tokens_exits_3(home):
     with FakeOpenAI(team()) as server:
         result = orquestra(

@@ -266,6 +266,14 @@ async def test_a_retry_after_the_time_budget_is_spent_does_not_start():
     assert len(model.wrapped.calls) == 1
 
 
+async def test_a_planner_whose_reask_the_budget_refuses_and_whose_answer_is_no_plan_is_out_of_budget():
+    planner = ScriptedModel(lambda messages: {"tasks": "not a list"}, name="planner")
+    team = AutoTeam(model=planner, memory=False, store=False, budget=Budget(max_tokens=5))
+    with pytest.raises(BudgetExceeded, match="not a plan: planner did not write a valid plan, and the tokens budget"):
+        await team.plan("do a thing")
+    assert len(planner.calls) == 1
+
+
 async def test_a_planner_whose_reask_the_budget_refuses_repairs_its_first_answer():
     planner = ScriptedModel(lambda messages: INVALID_PLAN, name="planner")
     team = AutoTeam(model=planner, memory=False, store=False, budget=Budget(max_tokens=100))
