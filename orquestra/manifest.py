@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,7 @@ from orquestra.models import PROVIDERS
 from orquestra.registry import AgentCard, Registry
 from orquestra.template_checks import parse_expression, parse_template, task_references, variables
 from orquestra.templating import BoundedEnvironment
+from orquestra.tools.threads import run_in_thread
 
 if TYPE_CHECKING:
     from orquestra.engine import Execution, RunResult, RunTask
@@ -502,15 +503,15 @@ class ManifestRunner:
             template, quoted = self._edited(spec, task.instruction)
             reads = reads | quoted
         context = self._context(reads, inputs)
-        if prepared.run_if is not None and not self._evaluate(spec, "run_if", prepared.run_if, context):
+        if prepared.run_if is not None and not await self._evaluate(spec, "run_if", prepared.run_if, context):
             return Skipped("run_if was false")
         passed = {
             dep: value for dep, value in inputs.items() if dep not in prepared.quoted and not isinstance(value, Skipped)
         }
         if prepared.map is None:
-            return await self.inner(self._render(spec, task, template, context), passed)
+            return await self.inner(await self._render(spec, task, template, context), passed)
         try:
-            items = _as_items(self._evaluate(spec, "map", prepared.map, context))
+            items = _as_items(await self._evaluate(spec, "map", prepared.map, context))
         except ValueError as error:
             raise ManifestError(f"task '{spec.name}': map: {error}") from None
         if len(items) > self.manifest.max_map_items:
@@ -522,9 +523,9 @@ class ManifestRunner:
 
         async def one(item: Any) -> Any:
             async with slots:
-                return await self.inner(self._render(spec, task, template, {**context, "item": item}), passed)
+                return await self.inner(await self._render(spec, task, template, {**context, "item": item}), passed)
 
-        return list(await asyncio.gather(*(one(item) for item in items)))
+        return await _all_or_none([one(item) for item in items])
 
     def _edited(self, spec: ManifestTask, instruction: str) -> tuple[Template, frozenset[str]]:
         """An edited instruction, compiled, and the upstream tasks it reads."""
@@ -545,20 +546,37 @@ class ManifestRunner:
             tasks[name] = {"output": "" if skipped else value, "skipped": skipped}
         return {"tasks": freeze(tasks)}
 
-    def _evaluate(
+    # A render or an expression may take its whole time bound: off the event loop, so that the task's timeout,
+    # Ctrl-C and every other task go on meanwhile (a `map` renders once per item).
+
+    async def _evaluate(
         self, spec: ManifestTask, what: str, expression: Callable[..., Any], context: Mapping[str, Any]
     ) -> Any:
         try:
-            return _ENV.evaluate(expression, context)
+            return await run_in_thread(lambda: _ENV.evaluate(expression, context), name="orquestra-template")
         except Exception as error:
             raise ManifestError(f"task '{spec.name}': {what}: {_problem(error)}") from None
 
-    def _render(self, spec: ManifestTask, task: Task, template: Template, context: Mapping[str, Any]) -> Task:
+    async def _render(self, spec: ManifestTask, task: Task, template: Template, context: Mapping[str, Any]) -> Task:
         try:
-            instruction = template.render(**context)
+            instruction = await run_in_thread(lambda: template.render(**context), name="orquestra-template")
         except Exception as error:
             raise ManifestError(f"task '{spec.name}': instruction: {_problem(error)}") from None
         return task.model_copy(update={"instruction": instruction})
+
+
+async def _all_or_none(calls: list[Coroutine[Any, Any, Any]]) -> list[Any]:
+    """What `calls` return, run at once, in order; the first to fail cancels the others and is raised.
+
+    Unlike `asyncio.gather`, nothing of a failed `map` runs on unobserved: no item renders, and no agent is
+    called, once another item has failed the task.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            running = [group.create_task(call) for call in calls]
+    except BaseExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+    return [done.result() for done in running]
 
 
 def _as_items(value: Any) -> list[Any]:

@@ -219,6 +219,45 @@ def test_max_map_items_has_bounds(tmp_path, registry):
         load_manifest(write(tmp_path, MAP.format(cap="max_map_items: 0")), registry)
 
 
+SLOW_RENDER = "{% for i in [1] * 1000 %}{{ ([1] * 999999) | sort | length }}{% endfor %} {{ item }}"
+"""A render that runs into its time bound (2 s) on any machine, a step at a time."""
+
+SLOW_MAP = f"""\
+name: Slow
+agents:
+  - name: bot
+    model: scripted
+tasks:
+  - name: each
+    agent: bot
+    instruction: {json.dumps(SLOW_RENDER)}
+    map: "[1] * 50"
+    TIMEOUT
+  - name: quick
+    agent: bot
+    instruction: Say hi.
+"""
+
+
+def apply_slow_map(tmp_path: Path, registry: Registry, timeout: str = ""):
+    manifest = load_manifest(write(tmp_path, SLOW_MAP.replace("TIMEOUT", timeout)), registry)
+    team = AutoTeam(model=ScriptedModel(answer), memory=False, store=False)
+    # Rendered on the event loop, one item after another, the 50 items took 100 s a try, and nothing else ran.
+    return within_wall(lambda: asyncio.run(apply_manifest(manifest, team=team)), 30)
+
+
+def test_a_map_stops_at_its_first_failed_item(tmp_path, registry):
+    result = apply_slow_map(tmp_path, registry)
+    assert "task 'each': instruction: the template runs longer than 2 s" in str(result.run.errors["each"])
+    assert result.statuses["quick"] is TaskStatus.SUCCEEDED
+
+
+def test_a_slow_render_lets_the_tasks_timeout_fire_and_other_tasks_run(tmp_path, registry):
+    result = apply_slow_map(tmp_path, registry, timeout="timeout: 1")
+    assert "took longer than 1 s" in str(result.run.errors["each"])
+    assert result.statuses["quick"] is TaskStatus.SUCCEEDED
+
+
 # ---------------------------------------------------------------------------------------------- read-only state
 
 
