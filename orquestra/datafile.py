@@ -199,7 +199,9 @@ def _json(text: str, source: str, error: type[UserError]) -> Any:
     try:
         data = json.loads(text, object_pairs_hook=_unique_keys, parse_int=_bounded_int)
     except json.JSONDecodeError as problem:
-        raise error(f"{source}: line {problem.lineno}: invalid JSON: {problem.msg}") from None
+        # Some of json's messages end where its own text goes on with the place: "Invalid control character at".
+        where = f" column {problem.colno}" if problem.msg.endswith(" at") else ""
+        raise error(f"{source}: line {problem.lineno}: invalid JSON: {problem.msg}{where}") from None
     except RecursionError:
         raise error(f"{source}: invalid JSON: nested deeper than {MAX_DEPTH} levels") from None
     except _Refused as problem:

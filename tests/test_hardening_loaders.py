@@ -199,6 +199,7 @@ def test_the_cli_gives_one_line_and_exit_2_for_a_hostile_file(tmp_path, command)
         ("deep.json", "[" * 5_000 + "]" * 5_000, "nested deeper than"),
         ("long.json", '{"tasks": ' + "1" * 5_000 + "}", "an integer of more than"),
         ("nul.yaml", "tasks:\n  - id: a\x00\n", "unacceptable character #x0000"),
+        ("nul.json", '{"tasks": [{"id": "a\x00"}]}', "line 1: invalid JSON: Invalid control character at column 21"),
     ],
 )
 def test_graph_show_gives_one_line_for_a_malformed_file(tmp_path, name, text, fragment):
