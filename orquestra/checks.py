@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orquestra.exceptions import ModelError
@@ -60,6 +61,11 @@ class Attempt:
 Check = Callable[[Attempt], "str | None"]
 """A check: the reason the attempt fails, or None when it passes."""
 
+MATCH_SECONDS = 1.0
+"""The longest a `matches` check searches. Some patterns take exponential time on some texts (``(a+)+$`` on
+thirty a's and a full stop), and Python's own `re` cannot be stopped, nor lets a task's timeout fire meanwhile:
+the `regex` module, which reads the same patterns, can."""
+
 
 class CheckSpec(BaseModel):
     r"""A check a user adds to an agent card or a task, in YAML. Give one kind per item.
@@ -96,8 +102,8 @@ class CheckSpec(BaseModel):
             )
         if self.matches is not None:
             try:
-                re.compile(self.matches)
-            except re.error as error:
+                regex.compile(self.matches)
+            except regex.error as error:
                 raise ValueError(f"field 'matches': not a regular expression: {error}") from None
         return self
 
@@ -123,8 +129,8 @@ class CheckSpec(BaseModel):
             return f"the answer does not contain {self.contains!r}"
         if self.not_contains is not None and self.not_contains.casefold() in text.casefold():
             return f"the answer contains {self.not_contains!r}"
-        if self.matches is not None and re.search(self.matches, text) is None:
-            return f"the answer does not match {self.matches!r}"
+        if self.matches is not None and (reason := _unmatched(self.matches, text, "the answer")):
+            return reason
         if self.min_chars is not None and len(text.strip()) < self.min_chars:
             return f"the answer has {len(text.strip())} characters; at least {self.min_chars} are needed"
         if self.max_chars is not None and len(text.strip()) > self.max_chars:
@@ -445,9 +451,18 @@ def _file_check(attempt: Attempt, name: str, contains: str | None, matches: str 
         return f"cannot read {name}: {error.strerror}"
     if contains is not None and contains.casefold() not in text.casefold():
         return f"{name} does not contain {contains!r}"
-    if matches is not None and re.search(matches, text) is None:
-        return f"{name} does not match {matches!r}"
+    if matches is not None and (reason := _unmatched(matches, text, name)):
+        return reason
     return None
+
+
+def _unmatched(pattern: str, text: str, what: str) -> str | None:
+    """Why `pattern` is not found in `text` (`what`), or None when it is; a search past `MATCH_SECONDS` fails."""
+    try:
+        found = regex.search(pattern, text, timeout=MATCH_SECONDS)
+    except TimeoutError:
+        return f"searching {what} for {pattern!r} takes longer than {MATCH_SECONDS:g} s (nested repeats such as (a+)+?)"
+    return None if found else f"{what} does not match {pattern!r}"
 
 
 def _function_check(spec: str, attempt: Attempt) -> str | None:

@@ -14,6 +14,7 @@ from orquestra.events import Event, ResultChecked, ToolCalled
 from orquestra.exceptions import ModelError
 from orquestra.models import Message, Model, ModelResponse, ScriptedModel, ToolCall
 from orquestra.registry import AgentCard
+from tests.helpers import within_wall
 
 SYSTEM = (
     "You are writer, one member of a team of AI agents working towards a shared goal. Turns notes and results "
@@ -192,6 +193,20 @@ def test_a_check_spec_takes_exactly_one_kind():
         CheckSpec(contains="a", min_chars=3)
     with pytest.raises(ValidationError, match="not a regular expression"):
         CheckSpec(matches="(")
+
+
+def test_a_matches_check_that_would_backtrack_for_hours_ends_within_its_time(tmp_path):
+    # Python's re takes hours on both of these, holding the interpreter: not even a task's timeout fired.
+    runaway = "a" * 40 + "!"
+    assert within_wall(lambda: CheckSpec(matches="(a+)+$").check(attempt(runaway)), 10) == (
+        "the answer does not match '(a+)+$'"
+    )
+    reason = within_wall(lambda: CheckSpec(matches="(a|aa)+$").check(attempt(runaway)), 10)
+    assert reason is not None and reason.startswith("searching the answer for '(a|aa)+$' takes longer than 1 s")
+    (tmp_path / "notes.md").write_text(runaway)
+    spec = CheckSpec(file="notes.md", matches="(a|aa)+$")
+    reason = within_wall(lambda: spec.check(attempt("Saved.", workspace=tmp_path)), 10)
+    assert reason is not None and reason.startswith("searching notes.md for")
 
 
 # ---------------------------------------------------------------------------------------- the agent loop
