@@ -370,7 +370,7 @@ class _DraftWatcher:
         self._read = self._cut.end
         try:
             data = pydantic_core.from_json(text[: self._cut.end], allow_partial=True)
-        except ValueError:
+        except (ValueError, TypeError):  # TypeError: a lone surrogate, which pydantic cannot read as UTF-8
             return
         tasks = data.get("tasks") if isinstance(data, Mapping) else None
         for item in tasks if isinstance(tasks, list) else ():
@@ -397,9 +397,11 @@ def _tasks_of(raw: str | None) -> tuple[list[Any] | None, bool]:
     except json.JSONDecodeError:
         try:
             data = pydantic_core.from_json(raw, allow_partial=True)
-        except ValueError:
+        except (ValueError, TypeError):  # TypeError: a lone surrogate, which pydantic cannot read as UTF-8
             return None, False
         cut_off = True
+    except (ValueError, RecursionError):  # nested too deeply, or an integer past Python's digit limit
+        return None, False
     if isinstance(data, Mapping):
         data = data.get("tasks")
     if not isinstance(data, list):

@@ -45,7 +45,7 @@ def repair_plan(raw_tasks: list[Any], capabilities: Collection[str], max_tasks: 
             fixes.append(f"task '{task_id}': unknown capability '{capability}' mapped to '{closest}'")
             capability = closest
         depends_on: list[str] = []
-        for dep in entry.get("depends_on") or []:
+        for dep in _listed(entry.get("depends_on")):
             target = renamed.get(str(dep), str(dep))
             if target == task_id:
                 fixes.append(f"task '{task_id}': dropped its dependency on itself")
@@ -64,6 +64,13 @@ def repair_plan(raw_tasks: list[Any], capabilities: Collection[str], max_tasks: 
         )
     _break_cycles(tasks, position, fixes)
     return TaskGraph(tasks=tuple(Task(**task) for task in tasks)), fixes
+
+
+def _listed(dependencies: Any) -> list[Any]:
+    """The dependencies an entry names: a list, or one id written without its list; anything else names none."""
+    if isinstance(dependencies, list | tuple):
+        return list(dependencies)
+    return [dependencies] if isinstance(dependencies, str) and dependencies else []
 
 
 def _unique_ids(entries: list[dict[str, Any]], fixes: list[str]) -> list[str]:

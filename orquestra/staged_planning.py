@@ -256,7 +256,7 @@ def _partial(raw: str | None) -> dict[str, Any]:
         return {}
     try:
         data = pydantic_core.from_json(raw, allow_partial="trailing-strings")
-    except ValueError:
+    except (ValueError, TypeError):  # TypeError: a lone surrogate, which pydantic cannot read as UTF-8
         return {}
     if not isinstance(data, dict):
         return {}

@@ -509,7 +509,7 @@ def _parse_tool_answer(response: ModelResponse) -> ModelResponse:
     except ValueError:
         try:
             data = pydantic_core.from_json(response.text, allow_partial="trailing-strings")
-        except ValueError:
+        except (ValueError, TypeError):  # TypeError: a lone surrogate, which pydantic cannot read as UTF-8
             return response
         answer = data.get("answer") if isinstance(data, dict) else None
         text = answer if isinstance(answer, str) else ""
