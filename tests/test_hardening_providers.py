@@ -32,6 +32,7 @@ from orquestra.models.openai import OpenAIModel
 from orquestra.store import open_store
 from orquestra.team import AutoTeam
 from tests.fake_providers import FakeAnthropic, FakeOpenAI, dropped, error, json_reply, raw, text
+from tests.test_fault_injection import openai_team
 from tests.test_team import team_brain
 
 CHAT = [Message("system", "Judge."), Message("user", "Is 2+2 four?")]
@@ -126,6 +127,22 @@ async def test_an_unreadable_answer_is_a_model_error_that_is_transient(openai_se
     with pytest.raises(MalformedResponse, match="not valid JSON") as unreadable:
         await model.request(CHAT)
     assert unreadable.value.__cause__ is None and unreadable.value.__suppress_context__  # no SDK error chained
+
+
+async def test_an_answer_with_a_lone_surrogate_is_stored_and_quoted_on():
+    # A JSON escape ("\ud800") makes a character no UTF-8 encoder takes: SQLite's, or the next request's.
+    def respond(body: dict[str, Any]) -> Any:
+        if "Your task (price)" in str(body["messages"][-1]["content"]):
+            return text("A widget costs 7. \ud800")
+        return openai_team(body)
+
+    with FakeOpenAI(respond) as server:
+        model = quick(OpenAIModel("gpt-test", api_key="sk-test-key-0001", base_url=server.base_url))
+        result = await AutoTeam(model=model, memory=False).arun(GOAL)
+    assert result.status is RunStatus.SUCCEEDED
+    assert result.outputs["price"] == "A widget costs 7. \ufffd"
+    with open_store() as store:
+        assert store.get(result.run.run_id).run.status == "succeeded"
 
 
 def brain_failing_first(step: str):

@@ -1,15 +1,20 @@
-"""A wrapper that keeps configured secrets out of a model's answers (see `orquestra.redaction`).
+r"""A wrapper that keeps configured secrets out of a model's answers (see `orquestra.redaction`).
 
 A provider, or a proxy in front of it, may echo the request's key in its answer; an answer goes on into task
 outputs, events, the run store, memory and the terminal. The team wraps every model in `RedactedModel`, so
 that no answer it receives holds a secret, whichever provider wrote it: whole, streamed in pieces, or shown
 growing to a watcher (`orquestra.models.progress`), which is how a streamed plan's tasks reach the run before
 the answer ends. Errors need no wrapper: every Orquestra error redacts its own message.
+
+It also replaces, with U+FFFD, the lone surrogates that a JSON escape (``"\ud800"``) puts in an answer's text or
+tool arguments: no UTF-8 encoder takes them, so the run store's write, or the next request that quotes the
+answer, would fail on them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -18,6 +23,13 @@ from typing import Any
 from orquestra.models.base import Message, ModelResponse, OutputT, ToolCall, ToolChoice, ToolSpec, Usage, WrapperModel
 from orquestra.models.progress import Watcher, current_watcher, watching
 from orquestra.redaction import GrowingText, contains_secret, redact
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A code point of the surrogate range: a Python text holds one only alone, where a JSON escape put it."""
+
+
+def _encodable(text: str) -> str:
+    return _SURROGATE.sub("\ufffd", text)
 
 
 class RedactedModel(WrapperModel):
@@ -37,9 +49,10 @@ class RedactedModel(WrapperModel):
                 messages, tools=tools, output_schema=output_schema, tool_choice=tool_choice
             )
         calls = tuple(_redacted_call(call) for call in response.tool_calls)
-        if not contains_secret(response.text) and calls == response.tool_calls:
+        text = response.text
+        if not contains_secret(text) and not _SURROGATE.search(text) and calls == response.tool_calls:
             return response
-        return replace(response, text=redact(response.text), tool_calls=calls)
+        return replace(response, text=_encodable(redact(text)), tool_calls=calls)
 
     async def structured(
         self, messages: Sequence[Message], output_type: type[OutputT], *, max_retries: int = 2
@@ -57,9 +70,9 @@ class RedactedModel(WrapperModel):
         text = GrowingText()
         async for piece in self.wrapped.stream(messages):
             if let_out := text.add(piece):
-                yield let_out
+                yield _encodable(let_out)
         if rest := text.end():
-            yield rest
+            yield _encodable(rest)
 
 
 @contextmanager
@@ -105,6 +118,6 @@ class _RedactedWatcher:
 
 def _redacted_call(call: ToolCall) -> ToolCall:
     arguments = json.dumps(call.arguments, ensure_ascii=False)
-    if not contains_secret(arguments):
+    if not contains_secret(arguments) and not _SURROGATE.search(arguments):
         return call
-    return replace(call, arguments=json.loads(redact(arguments)))
+    return replace(call, arguments=json.loads(_encodable(redact(arguments))))
