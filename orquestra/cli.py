@@ -616,12 +616,13 @@ def registry_list(registry: RegistryFolders = None) -> None:
     agents = Table(title="agents", title_justify="left", box=None, header_style="bold")
     for column in ("name", "capabilities", "model", "tools", "cost", "priority"):
         agents.add_column(column)
+    # Cards come from anyone's registry folder: their text is shown as written, never as markup or escapes.
     for card in sorted(cards.agents.values(), key=lambda card: card.name):
         agents.add_row(
-            card.name,
-            ", ".join(card.capabilities),
-            card.model or "(default)",
-            ", ".join(card.tools),
+            plain(card.name),
+            plain(", ".join(card.capabilities)),
+            plain(card.model or "(default)"),
+            plain(", ".join(card.tools)),
             f"{card.cost:g}",
             str(card.priority),
         )
@@ -629,7 +630,7 @@ def registry_list(registry: RegistryFolders = None) -> None:
     for column in ("name", "permissions", "description"):
         tools.add_column(column)
     for tool in sorted(cards.tools.values(), key=lambda tool: tool.name):
-        tools.add_row(tool.name, ", ".join(tool.permissions), tool.description)
+        tools.add_row(plain(tool.name), plain(", ".join(tool.permissions)), plain(tool.description))
     console.print(agents)
     console.print()
     console.print(tools)

@@ -105,7 +105,7 @@ def memory_show(run_id: Annotated[str, typer.Argument(help="The run's id, as `me
     console = Console()
     header = Text.assemble(("run ", "bold"), plain(run.run_id), "  ", _when(run.created_at), "  ", _outcome(run))
     if run.reason:
-        header.append(f" ({run.reason})")
+        header.append(plain(f" ({run.reason})"))  # a provider's error may be quoted in it
     console.print(header)
     console.print(Text.assemble(("goal: ", "bold"), plain(run.goal)))
     console.print(graph_tree(run.graph, title=f"graph: {len(run.graph)} tasks"))

@@ -99,7 +99,7 @@ def runs_show(run_id: RunId) -> None:
     run = stored.run
     header = Text.assemble(("run ", "bold"), plain(run.id), "  ", _when(run.started_at), "  ", status_text(run.status))
     if run.reason:
-        header.append(f" ({run.reason})")
+        header.append(plain(f" ({run.reason})"))  # a provider's error may be quoted in it
     console.print(header)
     if run.goal:
         console.print(Text.assemble(("goal: ", "bold"), plain(run.goal)))

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from typer.testing import CliRunner
 
 from orquestra.console import ProgressView, graph_tree, mermaid
 from orquestra.events import TaskFailed
+from orquestra.exceptions import ModelError
+from orquestra.models import Message, ScriptedModel
 from orquestra.safe_text import clean, error_line, plain
+from orquestra.team import AutoTeam
 
 from .helpers import make_graph, orquestra, within_wall
 from .test_manifest import cli
+from .test_team import team_brain
 
 TITLE = "\x1b]0;pwned\x07"
 CLEAR = "\x1b[2J"
@@ -94,6 +100,40 @@ def test_an_error_with_markup_and_a_newline_is_one_line(tmp_path):
     line = result.stderr.strip()
     assert "\n" not in line and "Traceback" not in result.stderr, result.stderr
     assert "unknown agent '[/x]\\n\\x1b[2J'" in line, line
+
+
+def test_registry_list_prints_hostile_cards_inertly(tmp_path):
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "tools").mkdir()
+    agent = {"name": "odd", "description": "x", "capabilities": [f"cap{CLEAR}"], "model": f"scripted{TITLE}"}
+    (tmp_path / "agents" / "odd.yaml").write_text(json.dumps(agent))
+    tool = {
+        "name": "odd_tool",
+        "description": f"{TITLE} [bold]not bold[/bold]",
+        "arguments": {"type": "object", "properties": {}},
+        "entry_point": "orquestra.tools.calculator:calculate",
+        "permissions": ["compute"],
+    }
+    (tmp_path / "tools" / "odd_tool.yaml").write_text(json.dumps(tool))
+    result = orquestra("registry", "list", "-r", str(tmp_path), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout, repr(result.stdout)
+    assert "\\x1b]0;pwned\\x07 [bold]not bold[/bold]" in result.stdout and "cap\\x1b[2J" in result.stdout
+
+
+async def test_runs_show_and_memory_show_print_a_hostile_reason_inertly():
+    def brain(messages: Sequence[Message]) -> Any:
+        if "final answer of a team" in messages[0].content:
+            raise ModelError(f"brain: HTTP 400: {HOSTILE}")  # a provider's message, quoted in the run's reason
+        return team_brain(messages)
+
+    result = await AutoTeam(model=ScriptedModel(brain, name="brain")).arun("How much do our widgets cost in total?")
+    assert HOSTILE in result.run.reason
+    for command in (("runs", "show"), ("memory", "show")):
+        shown = orquestra(*command, result.run.run_id, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert "\x1b" not in shown.stdout and "\x9b" not in shown.stdout, (command, shown.stdout)
+        assert "\\x1b]0;pwned\\x07" in shown.stdout, (command, shown.stdout)
 
 
 # ---------------------------------------------------------------------------------------------- deep graphs
