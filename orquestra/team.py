@@ -15,12 +15,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orquestra.agent import AgentRunner
+from orquestra.answer_check import AnswerCheck, check_answer
 from orquestra.approval import ApprovalGate, ApprovalPolicy, Approver
 from orquestra.budget import Budget, BudgetMeter, MeteredModel
+from orquestra.checks import states_number
 from orquestra.config import Settings, load_settings
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, RunTask
-from orquestra.events import Event, ModelRetrying, Planned, PlanningStarted, Subscriber, TaskDrafted, TeamFinished
+from orquestra.events import (
+    AnswerChecked,
+    Event,
+    ModelRetrying,
+    Planned,
+    PlanningStarted,
+    Subscriber,
+    TaskDrafted,
+    TeamFinished,
+)
 from orquestra.exceptions import OrquestraError, UserError
 from orquestra.graph import Task, TaskGraph
 from orquestra.loop import DynamicLoop, LoopRecord, ReplanRecord
@@ -121,6 +132,10 @@ class AutoTeam:
             passes its checks, before the plan is complete (see `orquestra.plan_stream`); where the planning
             model does not show its answer growing, the run starts with the whole plan, as without.
 
+        check_answers: before a run whose answer states a figure of its own is reported as succeeded, work
+            that figure out again from the goal alone (one model call and the calculator); an answer that does
+            not state it fails the run (see `orquestra.answer_check`).
+
     """
 
     def __init__(
@@ -144,6 +159,7 @@ class AutoTeam:
         approval: ApprovalPolicy | None = None,
         approver: Approver | Sequence[Approver] = (),
         stream_plans: bool = True,
+        check_answers: bool = True,
     ) -> None:
         self._models: dict[str, Model] = dict(models or {})
         """Each model as given or made, by model string."""
@@ -177,6 +193,7 @@ class AutoTeam:
         self.approval = approval if approval is not None else self.settings.approval
         self.approvers: list[Approver] = [approver] if callable(approver) else list(approver)
         self.stream_plans = stream_plans
+        self.check_answers = check_answers
 
     @property
     def memory(self) -> Memory:
@@ -515,7 +532,11 @@ class AutoTeam:
         events = _retry_events(outcome.run.run_id, outcome.emit) if outcome.emit else None
         try:
             with reporting_retries(events) if events else contextlib.nullcontext():
-                return await synthesize(MeteredModel(self.model(), outcome.meter), goal, outcome.run)
+                model = MeteredModel(self.model(), outcome.meter)
+                answer = await synthesize(model, goal, outcome.run)
+                if self.check_answers and outcome.run.status is RunStatus.SUCCEEDED:
+                    answer = await self._checked(model, goal, answer, outcome)
+                return answer
         except asyncio.CancelledError:
             self._end(outcome, RunStatus.CANCELLED, "cancelled while the answer was written")
             await self._record(goal, plan, outcome, "")
@@ -524,6 +545,61 @@ class AutoTeam:
             reason = f"the answer step failed: {error}"
             self._end(outcome, RunStatus.FAILED, reason)
             return unanswered(reason, outcome.run)
+
+    async def _checked(self, model: Model, goal: str, answer: str, outcome: Outcome) -> str:
+        """`answer`, its figure worked out again from the goal alone (see `orquestra.answer_check`).
+
+        When the answer does not state that figure, the goal is run once more as one task by an agent that
+        computes; if that task's answer states the figure, two independent workings agree and it is the
+        answer. Otherwise the run fails, its answer kept with the disagreement under it.
+        """
+        verdict = await check_answer(model, goal, answer)
+        self._report_check(outcome, verdict)
+        if verdict.passed is not False:
+            return answer
+        again = await self._worked_again(goal, verdict, outcome)
+        if again is None:
+            self._end(outcome, RunStatus.FAILED, f"the answer's figure is not confirmed: {verdict.why}")
+            return f"{answer}\n\nNot confirmed: {verdict.why}."
+        confirmed = AnswerCheck(True, f"the goal run again as one task states {verdict.value}", verdict.expression)
+        self._report_check(outcome, dataclasses.replace(confirmed, value=verdict.value))
+        reason = f"the team's answer was not confirmed ({verdict.why}); the goal run again as one task agrees"
+        outcome.run = dataclasses.replace(outcome.run, reason="; ".join(filter(None, [outcome.run.reason, reason])))
+        return f"{again}\n\n(Worked out again: {verdict.why}, and the goal run again as one task agrees.)"
+
+    @staticmethod
+    def _report_check(outcome: Outcome, verdict: AnswerCheck) -> None:
+        if outcome.emit:
+            outcome.emit(
+                AnswerChecked(outcome.run.run_id, verdict.passed, verdict.why, verdict.expression, verdict.value)
+            )
+
+    async def _worked_again(self, goal: str, verdict: AnswerCheck, outcome: Outcome) -> str | None:
+        """The answer of the goal run as one task by a computing agent of the run, if it states the checked figure."""
+        runner = outcome.runner
+        computing = [
+            task.capability
+            for task in outcome.run.graph.tasks
+            if task.id in runner.assignments
+            and any(
+                "compute" in self.registry.tools[tool].permissions
+                for tool in runner.assignments[task.id].agent.tools
+                if tool in self.registry.tools
+            )
+        ]
+        if not computing:
+            return None
+        taken = {task.id for task in outcome.run.graph.tasks}
+        task_id, number = "worked_again", 1
+        while task_id in taken:
+            number += 1
+            task_id = f"worked_again_{number}"
+        task = Task(id=task_id, instruction=goal, capability=computing[-1])
+        try:
+            output = await runner(task, {})
+        except OrquestraError:  # the agent failed its checks, a provider, the budget: nothing confirms the figure
+            return None
+        return output if states_number(output, float(verdict.value)) else None
 
     @staticmethod
     def _end(outcome: Outcome, status: RunStatus, reason: str) -> None:
