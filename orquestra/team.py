@@ -549,22 +549,34 @@ class AutoTeam:
     async def _checked(self, model: Model, goal: str, answer: str, outcome: Outcome) -> str:
         """`answer`, its figure worked out again from the goal alone (see `orquestra.answer_check`).
 
-        When the answer does not state that figure, the goal is run once more as one task by an agent that
-        computes; if that task's answer states the figure, two independent workings agree and it is the
-        answer. Otherwise the run fails, its answer kept with the disagreement under it.
+        When the answer does not state that figure but a task's result does, the written answer lost it and
+        that result is the answer. Otherwise the goal is run once more as one task by an agent that computes;
+        if that task's answer states the figure, two independent workings agree and it is the answer. Failing
+        both, the run fails, its answer kept with the disagreement under it.
         """
         verdict = await check_answer(model, goal, answer)
         self._report_check(outcome, verdict)
         if verdict.passed is not False:
             return answer
+        agreeing = _result_stating(outcome.run, float(verdict.value))
+        if agreeing is not None:  # a task worked the figure out and the written answer lost it: quote that task
+            task_id, output = agreeing
+            self._report_check(
+                outcome, AnswerCheck(True, f"task {task_id!r} states {verdict.value}", *_worked(verdict))
+            )
+            note = f"the written answer was not confirmed ({verdict.why}); task {task_id!r}'s result agrees"
+            _add_reason(outcome, note)
+            return f"[{task_id}] {output}\n\n(Worked out again: {verdict.why}; the result of task {task_id!r} agrees.)"
         again = await self._worked_again(goal, verdict, outcome)
         if again is None:
             self._end(outcome, RunStatus.FAILED, f"the answer's figure is not confirmed: {verdict.why}")
             return f"{answer}\n\nNot confirmed: {verdict.why}."
-        confirmed = AnswerCheck(True, f"the goal run again as one task states {verdict.value}", verdict.expression)
-        self._report_check(outcome, dataclasses.replace(confirmed, value=verdict.value))
-        reason = f"the team's answer was not confirmed ({verdict.why}); the goal run again as one task agrees"
-        outcome.run = dataclasses.replace(outcome.run, reason="; ".join(filter(None, [outcome.run.reason, reason])))
+        self._report_check(
+            outcome, AnswerCheck(True, f"the goal run again as one task states {verdict.value}", *_worked(verdict))
+        )
+        _add_reason(
+            outcome, f"the team's answer was not confirmed ({verdict.why}); the goal run again as one task agrees"
+        )
         return f"{again}\n\n(Worked out again: {verdict.why}, and the goal run again as one task agrees.)"
 
     @staticmethod
@@ -638,6 +650,24 @@ class AutoTeam:
             workspace=runner.workspace,
             loop=outcome.loop,
         )
+
+
+def _result_stating(run: RunResult, value: float) -> tuple[str, str] | None:
+    """The latest finished task of `run` (in plan order) whose result states `value`, with that result."""
+    for task in reversed(run.graph.tasks):
+        if task.id in run.finished and states_number(str(run.outputs[task.id]), value):
+            return task.id, str(run.outputs[task.id])
+    return None
+
+
+def _worked(verdict: AnswerCheck) -> tuple[str, str]:
+    """The expression and value of `verdict`, for a verdict that confirms them another way."""
+    return verdict.expression, verdict.value
+
+
+def _add_reason(outcome: Outcome, reason: str) -> None:
+    """Say under `outcome`'s run how its answer came to be confirmed; the run's status stands."""
+    outcome.run = dataclasses.replace(outcome.run, reason="; ".join(filter(None, [outcome.run.reason, reason])))
 
 
 def _guarded(model: Model, retries: int | None = None) -> Model:

@@ -72,8 +72,11 @@ def test_claimed_figures_are_the_answers_figures_that_the_goal_does_not_give():
     assert claimed_figures("From 3 hours and 20 minutes: 12,000 seconds.", GOAL) == [12000.0]
 
 
-def brain(seconds: str, again: str = "200"):
-    """Plans two math tasks for GOAL, the last of which computes `seconds`; the checking model writes the right sum."""
+def brain(seconds: str, again: str = "200", written: str | None = None):
+    """Plans two math tasks for GOAL, the last of which computes `seconds`; the checking model writes the right sum.
+
+    The written answer states `written` (by default, `seconds`).
+    """
 
     def answer(messages: Sequence[Message]) -> str | dict | ModelResponse:
         system, last = messages[0].content, messages[-1]
@@ -87,7 +90,7 @@ def brain(seconds: str, again: str = "200"):
         if "working out the figure yourself" in system:
             return {"expression": "(3 * 60 + 20) * 60"}
         if "final answer of a team" in system:
-            return f"The film is {seconds} seconds long. [seconds]"
+            return f"The film is {written or seconds} seconds long. [seconds]"
         if last.role == "tool":
             return f"The result is {last.content}."
         expression = "3 * 60 + 20" if "Your task (minutes)" in last.content else seconds
@@ -147,3 +150,17 @@ async def test_a_figure_not_confirmed_is_worked_again_as_one_task_and_kept_when_
     assert result.outputs["seconds"] == "The result is 200."  # the plan's own work is kept as it was
     verdicts = [(event.passed, event.value) for event in events if isinstance(event, AnswerChecked)]
     assert verdicts == [(False, "12000"), (True, "12000")]
+
+
+async def test_a_written_answer_that_lost_a_tasks_confirmed_figure_is_that_tasks_result():
+    events: list[Event] = []
+    model = ScriptedModel(brain("12000", written="200"), name="brain")
+    team = AutoTeam(model=model, memory=False)
+    result = await team.arun(GOAL, subscribers=[events.append])
+    assert result.run.status is RunStatus.SUCCEEDED
+    assert result.answer.startswith("[seconds] The result is 12000.\n\n(Worked out again: the answer states 200,")
+    assert "task 'seconds''s result agrees" in result.run.reason
+    verdicts = [(event.passed, event.why) for event in events if isinstance(event, AnswerChecked)]
+    assert verdicts[-1] == (True, "task 'seconds' states 12000")
+    asked = " ".join(message.content for call in model.calls for message in call)
+    assert "Your task (worked_again)" not in asked  # confirmed without running the goal again
