@@ -8,9 +8,10 @@ calculator expression of what the goal asks, and the calculator evaluates it. An
 state that value has not shown that it meets its goal: the run ends failed, with both figures in its
 reason and under its answer.
 
-Not judged (the run's status stands): goals that give fewer than two figures, answers that state no figure
-the goal does not already give, and checks that yield no value (no expression, one the calculator refuses,
-or a figure the goal already gives).
+Not judged (the run's status stands): goals that give fewer than two figures, and checks that yield no value
+(no expression, one the calculator refuses, or a figure the goal already gives). An answer that states no
+figure of its own is judged (`passed` False when it lacks the value) but `claims` nothing, so its caller
+may use the value to find the figure a task worked out without failing a run that may not owe one.
 """
 
 from __future__ import annotations
@@ -43,12 +44,17 @@ class GoalExpression(BaseModel):
 
 @dataclass(frozen=True)
 class AnswerCheck:
-    """The verdict on a run's figure: `passed` is None when the answer was not judged (`why` says why)."""
+    """The verdict on a run's figure: `passed` is None when the answer was not judged (`why` says why).
+
+    `claims` is whether the answer states a figure the goal does not give: one that claims none and lacks
+    the value may answer a goal that asks for no figure at all.
+    """
 
     passed: bool | None
     why: str
     expression: str = ""
     value: str = ""
+    claims: bool = True
 
 
 def claimed_figures(answer: str, goal: str) -> list[float]:
@@ -62,8 +68,6 @@ async def check_answer(model: Model, goal: str, answer: str) -> AnswerCheck:
     if len(numbers_in(goal)) < MIN_GOAL_FIGURES:
         return AnswerCheck(None, "the goal gives too few figures to work one out")
     claimed = claimed_figures(answer, goal)
-    if not claimed:
-        return AnswerCheck(None, "the answer states no figure of its own")
     messages = [
         Message("system", render("answer_check/system.j2")),
         Message("user", render("answer_check/goal.j2", goal=goal)),
@@ -82,9 +86,9 @@ async def check_answer(model: Model, goal: str, answer: str) -> AnswerCheck:
         return AnswerCheck(None, f"{expression} = {value} is a figure the goal gives", expression, value)
     if states_number(answer, float(value)):
         return AnswerCheck(True, f"the answer states {value}, as {expression} gives", expression, value)
-    said = ", ".join(f"{figure:.12g}" for figure in claimed)
+    said = ", ".join(f"{figure:.12g}" for figure in claimed) or "no figure of its own"
     why = f"the answer states {said}, but worked out from the goal alone, {expression} = {value}"
-    return AnswerCheck(False, why, expression, value)
+    return AnswerCheck(False, why, expression, value, claims=bool(claimed))
 
 
 def _evaluate(expression: str) -> str | None:

@@ -550,9 +550,10 @@ class AutoTeam:
         """`answer`, its figure worked out again from the goal alone (see `orquestra.answer_check`).
 
         When the answer does not state that figure but a task's result does, the written answer lost it and
-        that result is the answer. Otherwise the goal is run once more as one task by an agent that computes;
-        if that task's answer states the figure, two independent workings agree and it is the answer. Failing
-        both, the run fails, its answer kept with the disagreement under it.
+        that result is the answer. An answer that states no figure of its own is left as it is. Otherwise the
+        goal is run once more as one task by an agent that computes; if that task's answer states the figure,
+        two independent workings agree and it is the answer. Failing both, the run fails, its answer kept with
+        the disagreement under it.
         """
         verdict = await check_answer(model, goal, answer)
         self._report_check(outcome, verdict)
@@ -567,6 +568,9 @@ class AutoTeam:
             note = f"the written answer was not confirmed ({verdict.why}); task {task_id!r}'s result agrees"
             _add_reason(outcome, note)
             return f"[{task_id}] {output}\n\n(Worked out again: {verdict.why}; the result of task {task_id!r} agrees.)"
+        if not verdict.claims:  # the answer may answer a goal that asks for no figure: it is not judged
+            self._report_check(outcome, AnswerCheck(None, f"{verdict.why}, which no task's result states"))
+            return answer
         again = await self._worked_again(goal, verdict, outcome)
         if again is None:
             self._end(outcome, RunStatus.FAILED, f"the answer's figure is not confirmed: {verdict.why}")

@@ -50,7 +50,6 @@ async def test_a_rounded_answer_is_confirmed_at_the_places_it_gives():
     ("goal", "answer", "expression", "why"),
     [
         ("Translate 'the cat sleeps' into Spanish.", "El gato duerme.", "1+1", "the goal gives too few figures"),
-        (GOAL, "The film is long: 3 hours and 20 minutes.", "1+1", "the answer states no figure of its own"),
         (GOAL, "It is 12000 seconds.", "", "the checking model found no figure to work out"),
         (GOAL, "It is 12000 seconds.", "seconds(3, 20)", "the calculator could not evaluate"),
         (GOAL, "It is 12000 seconds.", "3 + 0", "is a figure the goal gives"),
@@ -164,3 +163,24 @@ async def test_a_written_answer_that_lost_a_tasks_confirmed_figure_is_that_tasks
     assert verdicts[-1] == (True, "task 'seconds' states 12000")
     asked = " ".join(message.content for call in model.calls for message in call)
     assert "Your task (worked_again)" not in asked  # confirmed without running the goal again
+
+
+async def test_an_answer_stating_no_figure_of_its_own_is_judged_but_claims_nothing():
+    verdict = await check_answer(checker("(3 * 60 + 20) * 60"), GOAL, "The film is long: 3 hours and 20 minutes.")
+    assert verdict.passed is False and not verdict.claims
+    assert verdict.why.startswith("the answer states no figure of its own, but worked out from the goal alone")
+
+
+async def test_a_run_whose_answer_states_no_figure_of_its_own_keeps_its_status_unless_a_task_states_the_figure():
+    events: list[Event] = []
+    team = AutoTeam(model=ScriptedModel(brain("200", written="3 hours and 20 minutes"), name="brain"), memory=False)
+    result = await team.arun(GOAL, subscribers=[events.append])
+    assert result.run.status is RunStatus.SUCCEEDED and result.run.reason == ""
+    assert result.answer == "The film is 3 hours and 20 minutes seconds long. [seconds]"
+    verdicts = [event.passed for event in events if isinstance(event, AnswerChecked)]
+    assert verdicts == [False, None]
+
+    found = AutoTeam(model=ScriptedModel(brain("12000", written="3 hours and 20 minutes"), name="b"), memory=False)
+    result = await found.arun(GOAL)
+    assert result.run.status is RunStatus.SUCCEEDED
+    assert result.answer.startswith("[seconds] The result is 12000.")
