@@ -60,7 +60,8 @@ class AnswerCheck:
 def claimed_figures(answer: str, goal: str) -> list[float]:
     """The figures `answer` states that `goal` does not give: what the run claims to have worked out."""
     given = numbers_in(goal)
-    return [figure for figure in numbers_in(answer) if not any(states_number(f"{figure:.12g}", g) for g in given)]
+    claimed = [figure for figure in numbers_in(answer) if not any(states_number(f"{figure:.12g}", g) for g in given)]
+    return list(dict.fromkeys(claimed))  # each figure once, in the order the answer gives them
 
 
 async def check_answer(model: Model, goal: str, answer: str) -> AnswerCheck:

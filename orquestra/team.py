@@ -565,7 +565,7 @@ class AutoTeam:
             self._report_check(
                 outcome, AnswerCheck(True, f"task {task_id!r} states {verdict.value}", *_worked(verdict))
             )
-            note = f"the written answer was not confirmed ({verdict.why}); task {task_id!r}'s result agrees"
+            note = f"the written answer was not confirmed ({verdict.why}); the result of task {task_id!r} agrees"
             _add_reason(outcome, note)
             return f"[{task_id}] {output}\n\n(Worked out again: {verdict.why}; the result of task {task_id!r} agrees.)"
         if not verdict.claims:  # the answer may answer a goal that asks for no figure: it is not judged

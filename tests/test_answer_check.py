@@ -69,6 +69,7 @@ async def test_a_checking_model_that_gives_no_valid_answer_judges_nothing():
 
 def test_claimed_figures_are_the_answers_figures_that_the_goal_does_not_give():
     assert claimed_figures("From 3 hours and 20 minutes: 12,000 seconds.", GOAL) == [12000.0]
+    assert claimed_figures("12000 seconds, so 12,000 in all, or 200 minutes", GOAL) == [12000.0, 200.0]
 
 
 def brain(seconds: str, again: str = "200", written: str | None = None):
@@ -158,7 +159,7 @@ async def test_a_written_answer_that_lost_a_tasks_confirmed_figure_is_that_tasks
     result = await team.arun(GOAL, subscribers=[events.append])
     assert result.run.status is RunStatus.SUCCEEDED
     assert result.answer.startswith("[seconds] The result is 12000.\n\n(Worked out again: the answer states 200,")
-    assert "task 'seconds''s result agrees" in result.run.reason
+    assert "the result of task 'seconds' agrees" in result.run.reason
     verdicts = [(event.passed, event.why) for event in events if isinstance(event, AnswerChecked)]
     assert verdicts[-1] == (True, "task 'seconds' states 12000")
     asked = " ".join(message.content for call in model.calls for message in call)
