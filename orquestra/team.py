@@ -61,6 +61,8 @@ class Outcome:
     meter: BudgetMeter
     emit: Subscriber | None = None
     """Delivers events of the steps after the execution (the answer's) to the run's subscribers and store."""
+    answer_checks: list[AnswerCheck] = field(default_factory=list)
+    """Each check of the answer's figure, in order (see `orquestra.answer_check`)."""
 
 
 @dataclass
@@ -76,6 +78,8 @@ class TeamResult:
     task_usage: dict[str, Usage] = field(default_factory=dict)
     workspace: Path | None = None
     loop: LoopRecord = field(default_factory=LoopRecord)
+    answer_checks: list[AnswerCheck] = field(default_factory=list)
+    """Each check of the answer's figure, in order: what was worked out, and whether the answer states it."""
 
     @property
     def outputs(self) -> dict[str, object]:
@@ -585,6 +589,7 @@ class AutoTeam:
 
     @staticmethod
     def _report_check(outcome: Outcome, verdict: AnswerCheck) -> None:
+        outcome.answer_checks.append(verdict)
         if outcome.emit:
             outcome.emit(
                 AnswerChecked(outcome.run.run_id, verdict.passed, verdict.why, verdict.expression, verdict.value)
@@ -653,6 +658,7 @@ class AutoTeam:
             task_usage=dict(runner.task_usage),
             workspace=runner.workspace,
             loop=outcome.loop,
+            answer_checks=list(outcome.answer_checks),
         )
 
 

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import pytest
 
 from orquestra import AutoTeam
-from orquestra.answer_check import check_answer, claimed_figures
+from orquestra.answer_check import AnswerCheck, check_answer, claimed_figures
 from orquestra.engine import RunStatus
+from orquestra.evals.runs import RunCase, run_goal
 from orquestra.events import AnswerChecked, Event
 from orquestra.models import Message, ModelResponse, ScriptedModel, ToolCall
 from orquestra.store import RunStore
@@ -132,6 +133,7 @@ async def test_a_run_whose_figure_is_confirmed_succeeds():
     assert result.answer == "The film is 12000 seconds long. [seconds]"
     [checked] = [event for event in events if isinstance(event, AnswerChecked)]
     assert checked.passed is True
+    assert result.answer_checks == [AnswerCheck(True, checked.why, "(3 * 60 + 20) * 60", "12000")]
 
 
 async def test_the_check_can_be_turned_off():
@@ -185,3 +187,13 @@ async def test_a_run_whose_answer_states_no_figure_of_its_own_keeps_its_status_u
     result = await found.arun(GOAL)
     assert result.run.status is RunStatus.SUCCEEDED
     assert result.answer.startswith("[seconds] The result is 12000.")
+
+
+async def test_a_run_evals_record_keeps_each_answer_check(tmp_path):
+    team = AutoTeam(model=ScriptedModel(brain("12000", written="200"), name="brain"), memory=False)
+    record = (await run_goal(team, RunCase(id="film", goal=GOAL, answer_contains="12000"), tmp_path)).record()
+    assert record["passed"] is True
+    assert [(check["passed"], check["value"]) for check in record["answer_checks"]] == [
+        (False, "12000"),
+        (True, "12000"),
+    ]
