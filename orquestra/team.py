@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orquestra.agent import AgentRunner
-from orquestra.answer_check import AnswerCheck, check_answer
+from orquestra.answer_check import AnswerCheck
 from orquestra.approval import ApprovalGate, ApprovalPolicy, Approver
 from orquestra.budget import Budget, BudgetMeter, MeteredModel
-from orquestra.checks import states_number
 from orquestra.config import Settings, load_settings
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, RunTask
@@ -33,6 +32,7 @@ from orquestra.events import (
     TeamFinished,
 )
 from orquestra.exceptions import OrquestraError, UserError
+from orquestra.goal_review import GoalReview
 from orquestra.graph import Task, TaskGraph
 from orquestra.loop import DynamicLoop, LoopRecord, ReplanRecord
 from orquestra.memory import DisabledMemory, Memory, Recalled, open_memory
@@ -537,10 +537,9 @@ class AutoTeam:
         try:
             with reporting_retries(events) if events else contextlib.nullcontext():
                 model = MeteredModel(self.model(), outcome.meter)
-                answer = await synthesize(model, goal, outcome.run)
                 if self.check_answers and outcome.run.status is RunStatus.SUCCEEDED:
-                    answer = await self._checked(model, goal, answer, outcome)
-                return answer
+                    return await self._reviewed(model, goal, outcome)
+                return await synthesize(model, goal, outcome.run)
         except asyncio.CancelledError:
             self._end(outcome, RunStatus.CANCELLED, "cancelled while the answer was written")
             await self._record(goal, plan, outcome, "")
@@ -550,77 +549,32 @@ class AutoTeam:
             self._end(outcome, RunStatus.FAILED, reason)
             return unanswered(reason, outcome.run)
 
-    async def _checked(self, model: Model, goal: str, answer: str, outcome: Outcome) -> str:
-        """`answer`, its figure worked out again from the goal alone (see `orquestra.answer_check`).
+    async def _reviewed(self, model: Model, goal: str, outcome: Outcome) -> str:
+        """The answer of a run that succeeded, once its goal's files and figure are reviewed (`orquestra.goal_review`).
 
-        When the answer does not state that figure but a task's result does, the written answer lost it and
-        that result is the answer. An answer that states no figure of its own is left as it is. Otherwise the
-        goal is run once more as one task by an agent that computes; if that task's answer states the figure,
-        two independent workings agree and it is the answer. Failing both, the run fails, its answer kept with
-        the disagreement under it.
+        What the review cannot confirm fails the run, with the reason; what it confirms another way is noted
+        in the run's reason, its status kept.
         """
-        verdict = await check_answer(model, goal, answer)
-        self._report_check(outcome, verdict)
-        if verdict.passed is not False:
-            return answer
-        agreeing = _result_stating(outcome.run, float(verdict.value))
-        if agreeing is not None:  # a task worked the figure out and the written answer lost it: quote that task
-            task_id, output = agreeing
-            self._report_check(
-                outcome, AnswerCheck(True, f"task {task_id!r} states {verdict.value}", *_worked(verdict))
-            )
-            note = f"the written answer was not confirmed ({verdict.why}); the result of task {task_id!r} agrees"
-            _add_reason(outcome, note)
-            return f"[{task_id}] {output}\n\n(Worked out again: {verdict.why}; the result of task {task_id!r} agrees.)"
-        if not verdict.claims:  # the answer may answer a goal that asks for no figure: it is not judged
-            self._report_check(outcome, AnswerCheck(None, f"{verdict.why}, which no task's result states"))
-            return answer
-        again = await self._worked_again(goal, verdict, outcome)
-        if again is None:
-            self._end(outcome, RunStatus.FAILED, f"the answer's figure is not confirmed: {verdict.why}")
-            return f"{answer}\n\nNot confirmed: {verdict.why}."
-        self._report_check(
-            outcome, AnswerCheck(True, f"the goal run again as one task states {verdict.value}", *_worked(verdict))
-        )
-        _add_reason(
-            outcome, f"the team's answer was not confirmed ({verdict.why}); the goal run again as one task agrees"
-        )
-        return f"{again}\n\n(Worked out again: {verdict.why}, and the goal run again as one task agrees.)"
 
-    @staticmethod
-    def _report_check(outcome: Outcome, verdict: AnswerCheck) -> None:
-        outcome.answer_checks.append(verdict)
-        if outcome.emit:
-            outcome.emit(
-                AnswerChecked(outcome.run.run_id, verdict.passed, verdict.why, verdict.expression, verdict.value)
-            )
+        def report(verdict: AnswerCheck) -> None:
+            outcome.answer_checks.append(verdict)
+            if outcome.emit:
+                run_id = outcome.run.run_id
+                outcome.emit(AnswerChecked(run_id, verdict.passed, verdict.why, verdict.expression, verdict.value))
 
-    async def _worked_again(self, goal: str, verdict: AnswerCheck, outcome: Outcome) -> str | None:
-        """The answer of the goal run as one task by a computing agent of the run, if it states the checked figure."""
-        runner = outcome.runner
-        computing = [
-            task.capability
-            for task in outcome.run.graph.tasks
-            if task.id in runner.assignments
-            and any(
-                "compute" in self.registry.tools[tool].permissions
-                for tool in runner.assignments[task.id].agent.tools
-                if tool in self.registry.tools
-            )
-        ]
-        if not computing:
-            return None
-        taken = {task.id for task in outcome.run.graph.tasks}
-        task_id, number = "worked_again", 1
-        while task_id in taken:
-            number += 1
-            task_id = f"worked_again_{number}"
-        task = Task(id=task_id, instruction=goal, capability=computing[-1])
-        try:
-            output = await runner(task, {})
-        except OrquestraError:  # the agent failed its checks, a provider, the budget: nothing confirms the figure
-            return None
-        return output if states_number(output, float(verdict.value)) else None
+        review = GoalReview(self.registry, outcome.runner, outcome.run, report)
+        missing = await review.missing_files(goal)
+        answer = await synthesize(model, goal, outcome.run)
+        if missing is not None:
+            self._end(outcome, RunStatus.FAILED, missing)
+            return answer
+        reviewed = await review.figure(model, goal, answer)
+        if reviewed.failure is not None:
+            self._end(outcome, RunStatus.FAILED, reviewed.failure)
+        elif reviewed.notes:
+            reason = "; ".join(filter(None, [outcome.run.reason, *reviewed.notes]))
+            outcome.run = dataclasses.replace(outcome.run, reason=reason)
+        return reviewed.answer
 
     @staticmethod
     def _end(outcome: Outcome, status: RunStatus, reason: str) -> None:
@@ -660,24 +614,6 @@ class AutoTeam:
             loop=outcome.loop,
             answer_checks=list(outcome.answer_checks),
         )
-
-
-def _result_stating(run: RunResult, value: float) -> tuple[str, str] | None:
-    """The latest finished task of `run` (in plan order) whose result states `value`, with that result."""
-    for task in reversed(run.graph.tasks):
-        if task.id in run.finished and states_number(str(run.outputs[task.id]), value):
-            return task.id, str(run.outputs[task.id])
-    return None
-
-
-def _worked(verdict: AnswerCheck) -> tuple[str, str]:
-    """The expression and value of `verdict`, for a verdict that confirms them another way."""
-    return verdict.expression, verdict.value
-
-
-def _add_reason(outcome: Outcome, reason: str) -> None:
-    """Say under `outcome`'s run how its answer came to be confirmed; the run's status stands."""
-    outcome.run = dataclasses.replace(outcome.run, reason="; ".join(filter(None, [outcome.run.reason, reason])))
 
 
 def _guarded(model: Model, retries: int | None = None) -> Model:

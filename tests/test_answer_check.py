@@ -197,3 +197,45 @@ async def test_a_run_evals_record_keeps_each_answer_check(tmp_path):
         (False, "12000"),
         (True, "12000"),
     ]
+
+
+FILE_GOAL = "Work out 6 times 7 and write the result to answer.txt."
+
+
+def file_brain(*, writes: bool):
+    """Plans one math task that computes 42 and writes no file; the writer then writes answer.txt if `writes`."""
+
+    def answer(messages: Sequence[Message]) -> str | dict | ModelResponse:
+        system, last = messages[0].content, messages[-1]
+        if "planner of a team" in system:
+            return {"tasks": [{"id": "product", "instruction": "Compute 6 times 7", "capability": "math"}]}
+        if "working out the figure yourself" in system:
+            return {"expression": "6 * 7"}
+        if last.role == "tool":
+            return "Wrote answer.txt." if "Your task (write_files)" in messages[1].content else "The result is 42."
+        if "Your task (write_files)" in last.content:
+            if not writes:
+                return "The result is 42."
+            call = ToolCall("2", "write_file", {"path": "answer.txt", "content": "42"})
+            return ModelResponse(text="", model="brain", tool_calls=(call,))
+        return ModelResponse(text="", model="brain", tool_calls=(ToolCall("1", "calculator", {"expression": "6 * 7"}),))
+
+    return answer
+
+
+async def test_a_file_the_goal_names_that_no_task_wrote_is_written_by_an_agent_that_may(tmp_path):
+    team = AutoTeam(model=ScriptedModel(file_brain(writes=True), name="brain"), memory=False)
+    record = (
+        await run_goal(team, RunCase(id="f", goal=FILE_GOAL, file={"path": "answer.txt", "contains": "42"}), tmp_path)
+    ).record()
+    assert record["status"] == "succeeded" and record["checks_passed"] is True
+    assert (tmp_path / "answer.txt").read_text() == "42"
+
+
+async def test_a_run_fails_naming_the_file_its_goal_asks_for_when_it_cannot_be_written(tmp_path):
+    team = AutoTeam(model=ScriptedModel(file_brain(writes=False), name="brain"), memory=False)
+    result = await team.arun(FILE_GOAL)
+    assert result.run.status is RunStatus.FAILED
+    assert result.run.reason.startswith("the goal asks for answer.txt, which no task wrote, and writing it failed: ")
+    assert result.outputs == {"product": "The result is 42."}  # the team's work is kept
+    assert "42" in result.answer
