@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from orquestra.exceptions import MalformedResponse, ModelError, ModelUnavailable, OrquestraError
 from orquestra.models._http import HTTPStatusError, status_error
-from orquestra.models.base import FREE, Attempts, Model, Price, Usage
+from orquestra.models.base import FREE, Attempts, Model, OutputT, Price, Usage, instructed
 from orquestra.redaction import register_secret
 
 AnswerT = TypeVar("AnswerT")
@@ -95,13 +95,24 @@ class SDKModel(Model, Generic[AnswerT]):
         """A block whose SDK failures come out as Orquestra's errors (see `_error`)."""
         return _Translated(self)
 
-    async def _attempt(self, attempts: Attempts, send: Callable[..., Awaitable[object]], **request: Any) -> AnswerT:
-        """One request of a structured call: cleared with the budget first, then read and counted."""
-        attempts.start()
-        with self._translated():
-            answer = self._readable(await send(**request))
-        attempts.answered(self._usage(answer), self._raw_text(answer))
-        return answer
+    async def _instructed(
+        self, output_type: type[OutputT], send: Callable[..., Awaitable[object]], **options: Any
+    ) -> tuple[OutputT, Usage]:
+        """An `output_type` object from instructor sending its requests with `send` (the SDK client's create).
+
+        Each attempt is cleared with the run's budget before it is sent, and its answer checked and counted;
+        `options` go to `instructed` (the mode, `max_retries`, and the request).
+        """
+        attempts = Attempts()
+
+        async def attempt(**request: Any) -> AnswerT:
+            attempts.start()
+            with self._translated():
+                answer = self._readable(await send(**request))
+            attempts.answered(self._usage(answer), self._raw_text(answer))
+            return answer
+
+        return await instructed(self.name, output_type, attempt, attempts, **options)
 
     def _error(self, error: Exception) -> OrquestraError:
         """The Orquestra error for an SDK failure; never shows the key."""

@@ -38,7 +38,6 @@ from orquestra.exceptions import MalformedResponse, ModelConfigError, ModelUnava
 from orquestra.models._http import shared_ssl_context
 from orquestra.models._sdk import SDKErrors, SDKModel
 from orquestra.models.base import (
-    Attempts,
     Message,
     ModelResponse,
     OutputT,
@@ -47,7 +46,6 @@ from orquestra.models.base import (
     ToolChoice,
     ToolSpec,
     Usage,
-    instructed,
 )
 
 OUTPUT_TOOL = "output"
@@ -176,19 +174,12 @@ class AnthropicModel(SDKModel[AnthropicMessage]):
     ) -> tuple[OutputT, Usage]:
         """An `output_type` object through instructor's Anthropic tool mode, with the usage of every attempt."""
         system, conversation = _conversation(messages)
-        attempts = Attempts()
         options: dict[str, Any] = {"system": system} if system else {}
         async with self._client() as client:
-
-            async def attempt(**request: Any) -> AnthropicMessage:
-                return await self._attempt(attempts, client.messages.create, **request)
-
             # Mode.TOOLS: instructor 1.17 picks the provider from the client and deprecates ANTHROPIC_TOOLS.
-            return await instructed(
-                self.name,
+            return await self._instructed(
                 output_type,
-                attempt,
-                attempts,
+                client.messages.create,
                 mode=instructor.Mode.TOOLS,
                 provider=instructor.Provider.ANTHROPIC,
                 max_retries=max_retries,  # instructor >= 1.17: retries after the first attempt

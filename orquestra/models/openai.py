@@ -27,7 +27,6 @@ from orquestra.exceptions import InvalidOutput, MalformedResponse, ModelConfigEr
 from orquestra.models._http import shared_ssl_context
 from orquestra.models._sdk import SDKErrors, SDKModel
 from orquestra.models.base import (
-    Attempts,
     Message,
     ModelResponse,
     OutputT,
@@ -36,7 +35,6 @@ from orquestra.models.base import (
     ToolChoice,
     ToolSpec,
     Usage,
-    instructed,
     to_openai_dict,
 )
 
@@ -147,18 +145,11 @@ class OpenAIModel(SDKModel[ChatCompletion]):
         self, messages: Sequence[Message], output_type: type[OutputT], *, max_retries: int = 2
     ) -> tuple[OutputT, Usage]:
         """An `output_type` object through instructor's tool-calling mode, with the usage of every attempt."""
-        attempts = Attempts()
         async with self._client() as client:
-
-            async def attempt(**request: Any) -> ChatCompletion:
-                return await self._attempt(attempts, client.chat.completions.create, **request)
-
             # instructor >= 1.17 counts `max_retries` after the first attempt, like our own `max_retries`.
-            return await instructed(
-                self.name,
+            return await self._instructed(
                 output_type,
-                attempt,
-                attempts,
+                client.chat.completions.create,
                 mode=instructor.Mode.TOOLS,
                 max_retries=max_retries,
                 messages=_messages(messages),
