@@ -136,9 +136,10 @@ class AutoTeam:
             passes its checks, before the plan is complete (see `orquestra.plan_stream`); where the planning
             model does not show its answer growing, the run starts with the whole plan, as without.
 
-        check_answers: before a run whose answer states a figure of its own is reported as succeeded, work
-            that figure out again from the goal alone (one model call and the calculator); an answer that does
-            not state it fails the run (see `orquestra.answer_check`).
+        check_answers: before a run is reported as succeeded, review it against its goal: each file the goal
+            names must be in the workspace (a missing one is written by one added task), and the figure the
+            goal asks for is worked out again from the goal alone; what nothing confirms fails the run (see
+            `orquestra.goal_review`).
 
     """
 
