@@ -328,7 +328,7 @@ def files_written(attempt: Attempt) -> str | None:
     missing: list[str] = []
     stale: list[str] = []
     for name in promised_files(f"{attempt.instruction}\n{attempt.expected_output}"):
-        path = _find(attempt.workspace, name)
+        path = find_in_workspace(attempt.workspace, name)
         if path is None:
             missing.append(name)
         elif attempt.started is not None and path.stat().st_mtime < attempt.started:
@@ -442,7 +442,7 @@ BUILT_IN: Sequence[tuple[str, Check]] = (
 def _file_check(attempt: Attempt, name: str, contains: str | None, matches: str | None) -> str | None:
     if attempt.workspace is None:
         return f"there is no workspace to hold {name}"
-    path = _find(attempt.workspace, name)
+    path = find_in_workspace(attempt.workspace, name)
     if path is None:
         return f"the workspace has no file {name}"
     try:
@@ -480,7 +480,7 @@ def _function_check(spec: str, attempt: Attempt) -> str | None:
     return "the check says no" if verdict is False else str(verdict)
 
 
-def _find(workspace: Path, name: str) -> Path | None:
+def find_in_workspace(workspace: Path, name: str) -> Path | None:
     """`name` in the workspace, or a file of that name anywhere under it (agents pick their own folders)."""
     root = workspace.resolve()
     direct = (root / name).resolve()

@@ -404,9 +404,7 @@ async def _run_live(
 
     try:
         with Live(view, console=console, refresh_per_second=8):
-            outcome = await team.execute(
-                graph, goal=goal, meter=meter, subscribers=[view, _announce_replans], started=started
-            )
+            outcome = await team.execute(graph, goal=goal, meter=meter, subscribers=[view, _announce], started=started)
         console.print()
     finally:
         loop.remove_signal_handler(signal.SIGINT)
@@ -445,9 +443,7 @@ async def _stream_live(team: AutoTeam, goal: str, meter: BudgetMeter) -> TeamRes
 
     planning.start()
     try:
-        plan, outcome = await team.plan_and_execute(
-            goal, meter=meter, subscribers=[show, _announce_replans], started=started
-        )
+        plan, outcome = await team.plan_and_execute(goal, meter=meter, subscribers=[show, _announce], started=started)
     finally:
         planning.stop()
         if live is not None:
@@ -481,13 +477,12 @@ async def _answer(team: AutoTeam, goal: str, plan: PlanResult | None, outcome: O
         loop.remove_signal_handler(signal.SIGINT)
 
 
-def _announce_replans(event: Event) -> None:
-    from orquestra.events import Replanned
+def _announce(event: Event) -> None:
+    from orquestra.console import run_notice
 
-    if isinstance(event, Replanned):
-        console.print(
-            Panel(plain(event.diff), title=plain(f"replan: {event.reason}"), title_align="left", border_style="yellow")
-        )
+    notice = run_notice(event)
+    if notice is not None:
+        console.print(notice)
 
 
 def _save_result(team_result: TeamResult, path: Path) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
+from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -15,10 +16,12 @@ from rich.tree import Tree
 from orquestra.engine import RunResult, RunStatus, TaskStatus
 from orquestra.events import (
     AgentFallback,
+    AnswerChecked,
     ApprovalDecided,
     ApprovalRequested,
     Event,
     GraphPatched,
+    Replanned,
     ResultChecked,
     RunFinished,
     RunStarted,
@@ -386,3 +389,22 @@ def drafted_line(event: TaskDrafted) -> Text:
     line = Text.assemble(("  drafted ", "dim"), plain(event.task_id, "bold"), plain(f" ({event.capability}) ", "dim"))
     line.append(plain(event.instruction, one_line=True))  # model text: never markup, nor terminal commands
     return line
+
+
+def run_notice(event: Event) -> RenderableType | None:
+    """What a run event says to a person watching beyond the live table: a replan, the answer's check."""
+    if isinstance(event, Replanned):
+        return Panel(
+            plain(event.diff), title=plain(f"replan: {event.reason}"), title_align="left", border_style="yellow"
+        )
+    if isinstance(event, AnswerChecked):
+        return answer_check_line(event)
+    return None
+
+
+def answer_check_line(event: AnswerChecked) -> Text:
+    """One line for the check of a run's figure: confirmed, not confirmed, or not judged, and why."""
+    label, style = {True: ("confirmed", "green"), False: ("not confirmed", "red"), None: ("not judged", "dim")}[
+        event.passed
+    ]
+    return Text.assemble(("  answer check ", "dim"), (label, style), ": ", plain(event.why, one_line=True))

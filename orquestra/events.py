@@ -221,6 +221,19 @@ class Replanned(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class AnswerChecked(Event):
+    """The figure of a run's answer was worked out again from the goal alone (see `orquestra.answer_check`).
+
+    `passed` is None when the answer was not judged; `why` says what was found, either way.
+    """
+
+    passed: bool | None
+    why: str
+    expression: str = ""
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished(Event):
     """A run ended; `status` is a `RunStatus` value and `reason` says why when it ended early."""
 

@@ -33,9 +33,9 @@ from orquestra.approval import ApprovalRequest, Decision
 from orquestra.budget import Budget, BudgetMeter
 from orquestra.cli_options import PlannerModelOption, RegistryFolders
 from orquestra.config import load_settings
-from orquestra.console import ProgressView, drafted_line, graph_tree, run_summary, usage_line
+from orquestra.console import ProgressView, drafted_line, graph_tree, run_notice, run_summary, usage_line
 from orquestra.engine import Execution
-from orquestra.events import Event, Replanned, TaskDrafted
+from orquestra.events import Event, TaskDrafted
 from orquestra.exceptions import OrquestraError, UserError
 from orquestra.graph import TaskGraph
 from orquestra.graphfile import dump_graph, load_graph
@@ -178,7 +178,7 @@ class Repl:
                         graph,
                         goal=goal,
                         meter=meter,
-                        subscribers=[view, _announce_replans],
+                        subscribers=[view, _announce],
                         started=started,
                         approvers=[self.approve],
                     )
@@ -412,11 +412,10 @@ def _parse_budget(budget: Budget, argument: str) -> Budget:
     return dataclasses.replace(budget, **changes)  # type: ignore[arg-type]
 
 
-def _announce_replans(event: Event) -> None:
-    if isinstance(event, Replanned):
-        console.print(
-            Panel(plain(event.diff), title=plain(f"replan: {event.reason}"), title_align="left", border_style="yellow")
-        )
+def _announce(event: Event) -> None:
+    notice = run_notice(event)
+    if notice is not None:
+        console.print(notice)
 
 
 def _error(message: str) -> None:

@@ -15,13 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orquestra.agent import AgentRunner
+from orquestra.answer_check import AnswerCheck
 from orquestra.approval import ApprovalGate, ApprovalPolicy, Approver
 from orquestra.budget import Budget, BudgetMeter, MeteredModel
 from orquestra.config import Settings, load_settings
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, RunTask
-from orquestra.events import Event, ModelRetrying, Planned, PlanningStarted, Subscriber, TaskDrafted, TeamFinished
+from orquestra.events import (
+    AnswerChecked,
+    Event,
+    ModelRetrying,
+    Planned,
+    PlanningStarted,
+    Subscriber,
+    TaskDrafted,
+    TeamFinished,
+)
 from orquestra.exceptions import OrquestraError, UserError
+from orquestra.goal_review import GoalReview
 from orquestra.graph import Task, TaskGraph
 from orquestra.loop import DynamicLoop, LoopRecord, ReplanRecord
 from orquestra.memory import DisabledMemory, Memory, Recalled, open_memory
@@ -50,6 +61,8 @@ class Outcome:
     meter: BudgetMeter
     emit: Subscriber | None = None
     """Delivers events of the steps after the execution (the answer's) to the run's subscribers and store."""
+    answer_checks: list[AnswerCheck] = field(default_factory=list)
+    """Each check of the answer's figure, in order (see `orquestra.answer_check`)."""
 
 
 @dataclass
@@ -65,6 +78,8 @@ class TeamResult:
     task_usage: dict[str, Usage] = field(default_factory=dict)
     workspace: Path | None = None
     loop: LoopRecord = field(default_factory=LoopRecord)
+    answer_checks: list[AnswerCheck] = field(default_factory=list)
+    """Each check of the answer's figure, in order: what was worked out, and whether the answer states it."""
 
     @property
     def outputs(self) -> dict[str, object]:
@@ -121,6 +136,11 @@ class AutoTeam:
             passes its checks, before the plan is complete (see `orquestra.plan_stream`); where the planning
             model does not show its answer growing, the run starts with the whole plan, as without.
 
+        check_answers: before a run is reported as succeeded, review it against its goal: each file the goal
+            names must be in the workspace (a missing one is written by one added task), and the figure the
+            goal asks for is worked out again from the goal alone; what nothing confirms fails the run (see
+            `orquestra.goal_review`).
+
     """
 
     def __init__(
@@ -144,6 +164,7 @@ class AutoTeam:
         approval: ApprovalPolicy | None = None,
         approver: Approver | Sequence[Approver] = (),
         stream_plans: bool = True,
+        check_answers: bool = True,
     ) -> None:
         self._models: dict[str, Model] = dict(models or {})
         """Each model as given or made, by model string."""
@@ -177,6 +198,7 @@ class AutoTeam:
         self.approval = approval if approval is not None else self.settings.approval
         self.approvers: list[Approver] = [approver] if callable(approver) else list(approver)
         self.stream_plans = stream_plans
+        self.check_answers = check_answers
 
     @property
     def memory(self) -> Memory:
@@ -515,7 +537,10 @@ class AutoTeam:
         events = _retry_events(outcome.run.run_id, outcome.emit) if outcome.emit else None
         try:
             with reporting_retries(events) if events else contextlib.nullcontext():
-                return await synthesize(MeteredModel(self.model(), outcome.meter), goal, outcome.run)
+                model = MeteredModel(self.model(), outcome.meter)
+                if self.check_answers and outcome.run.status is RunStatus.SUCCEEDED:
+                    return await self._reviewed(model, goal, outcome)
+                return await synthesize(model, goal, outcome.run)
         except asyncio.CancelledError:
             self._end(outcome, RunStatus.CANCELLED, "cancelled while the answer was written")
             await self._record(goal, plan, outcome, "")
@@ -524,6 +549,33 @@ class AutoTeam:
             reason = f"the answer step failed: {error}"
             self._end(outcome, RunStatus.FAILED, reason)
             return unanswered(reason, outcome.run)
+
+    async def _reviewed(self, model: Model, goal: str, outcome: Outcome) -> str:
+        """The answer of a run that succeeded, once its goal's files and figure are reviewed (`orquestra.goal_review`).
+
+        What the review cannot confirm fails the run, with the reason; what it confirms another way is noted
+        in the run's reason, its status kept.
+        """
+
+        def report(verdict: AnswerCheck) -> None:
+            outcome.answer_checks.append(verdict)
+            if outcome.emit:
+                run_id = outcome.run.run_id
+                outcome.emit(AnswerChecked(run_id, verdict.passed, verdict.why, verdict.expression, verdict.value))
+
+        review = GoalReview(self.registry, outcome.runner, outcome.run, report)
+        missing = await review.missing_files(goal)
+        answer = await synthesize(model, goal, outcome.run)
+        if missing is not None:
+            self._end(outcome, RunStatus.FAILED, missing)
+            return answer
+        reviewed = await review.figure(model, goal, answer)
+        if reviewed.failure is not None:
+            self._end(outcome, RunStatus.FAILED, reviewed.failure)
+        elif reviewed.notes:
+            reason = "; ".join(filter(None, [outcome.run.reason, *reviewed.notes]))
+            outcome.run = dataclasses.replace(outcome.run, reason=reason)
+        return reviewed.answer
 
     @staticmethod
     def _end(outcome: Outcome, status: RunStatus, reason: str) -> None:
@@ -561,6 +613,7 @@ class AutoTeam:
             task_usage=dict(runner.task_usage),
             workspace=runner.workspace,
             loop=outcome.loop,
+            answer_checks=list(outcome.answer_checks),
         )
 
 

@@ -305,7 +305,7 @@ class FakeServer:
     def _resolve_json(self, reply: Reply, request: dict[str, Any]) -> Reply:
         if reply.json_value is _NO_JSON:
             return reply
-        forced = self._forced_tool(request)
+        forced = self.forced_tool(request)
         if forced is None:
             return replace(reply, text=json.dumps(reply.json_value), json_value=_NO_JSON)
         return replace(reply, tool_calls=(FakeToolCall(forced, reply.json_value),), json_value=_NO_JSON)
@@ -316,7 +316,12 @@ class FakeServer:
 
     # The provider's formats
 
-    def _forced_tool(self, request: dict[str, Any]) -> str | None:
+    def forced_tool(self, request: dict[str, Any]) -> str | None:
+        """The tool a request body makes the model call, if it makes it call one."""
+        raise NotImplementedError
+
+    def tool_results(self, request: dict[str, Any]) -> list[str]:
+        """The contents of the tool results in the last turn of a request body, in order."""
         raise NotImplementedError
 
     def _error_body(self, reply: Reply) -> dict[str, Any]:
@@ -343,11 +348,21 @@ class FakeOpenAI(FakeServer):
         """`OPENAI_BASE_URL`, and `OPENAI_API_KEY` unless `api_key` is None."""
         return {"OPENAI_BASE_URL": self.base_url, **({"OPENAI_API_KEY": api_key} if api_key else {})}
 
-    def _forced_tool(self, request: dict[str, Any]) -> str | None:
+    def forced_tool(self, request: dict[str, Any]) -> str | None:
+        """The function `tool_choice` names."""
         choice = request.get("tool_choice")
         if isinstance(choice, dict) and choice.get("type") == "function":
             return str(choice["function"]["name"])
         return None
+
+    def tool_results(self, request: dict[str, Any]) -> list[str]:
+        """The `tool` messages that end the conversation: one per call of the turn before."""
+        results: list[str] = []
+        for message in reversed(request.get("messages", [])):
+            if message.get("role") != "tool":
+                break
+            results.insert(0, message["content"])
+        return results
 
     def _error_body(self, reply: Reply) -> dict[str, Any]:
         kind = reply.error_type or _OPENAI_ERROR_TYPES.get(reply.status, "api_error")
@@ -393,13 +408,21 @@ class FakeAnthropic(FakeServer):
         """`ANTHROPIC_BASE_URL`, and `ANTHROPIC_API_KEY` unless `api_key` is None."""
         return {"ANTHROPIC_BASE_URL": self.base_url, **({"ANTHROPIC_API_KEY": api_key} if api_key else {})}
 
-    def _forced_tool(self, request: dict[str, Any]) -> str | None:
+    def forced_tool(self, request: dict[str, Any]) -> str | None:
+        """The tool `tool_choice` names, or the last tool when it says `any` (the answer tool, in these tests)."""
         choice = request.get("tool_choice")
         if isinstance(choice, dict) and choice.get("type") == "tool":
             return str(choice["name"])
         if isinstance(choice, dict) and choice.get("type") == "any" and request.get("tools"):
             return str(request["tools"][-1]["name"])  # `any` with JSON scripted: the last tool, the answer one
         return None
+
+    def tool_results(self, request: dict[str, Any]) -> list[str]:
+        """The `tool_result` blocks of the last message: the results of one turn travel in one user message."""
+        messages = request.get("messages") or [{}]
+        content = messages[-1].get("content")
+        blocks = content if isinstance(content, list) else []
+        return [block["content"] for block in blocks if block.get("type") == "tool_result"]
 
     def _error_body(self, reply: Reply) -> dict[str, Any]:
         kind = reply.error_type or _ANTHROPIC_ERROR_TYPES.get(reply.status, "api_error")

@@ -1,5 +1,8 @@
 """Hardening of providers and runs: transient faults retried everywhere (9), every ending kept (10), the budget
-checked before every attempt (11), nothing left open after a run (12)."""
+checked before every attempt (11), nothing left open after a run (12).
+
+How the OpenAI and Anthropic adapters meet each kind of fault, and the budget, is in `test_provider_contract.py`.
+"""
 
 from __future__ import annotations
 
@@ -27,11 +30,10 @@ from orquestra.exceptions import (
 )
 from orquestra.exit_codes import exit_code
 from orquestra.models import Message, ModelResponse, RetryingModel, ScriptedModel
-from orquestra.models.anthropic import AnthropicModel
 from orquestra.models.openai import OpenAIModel
 from orquestra.store import open_store
 from orquestra.team import AutoTeam
-from tests.fake_providers import FakeAnthropic, FakeOpenAI, dropped, error, json_reply, raw, text
+from tests.fake_providers import FakeOpenAI, text
 from tests.test_fault_injection import openai_team
 from tests.test_team import team_brain
 
@@ -72,61 +74,6 @@ async def test_a_transient_failure_in_a_structured_call_stays_transient_and_is_r
         await model.structured(CHAT, Verdict)
     verdict, usage = await quick(failing(2, fault, {"ok": True, "note": "fine"})).structured(CHAT, Verdict)
     assert verdict == Verdict(ok=True, note="fine") and usage.requests == 1
-
-
-@pytest.fixture
-def openai_server():
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        raw('{"id": "chatcmpl-1", "choices": ['),
-        raw("<html>Bad gateway</html>", content_type="text/html"),
-        raw('{"unexpected": true}'),
-        dropped(),
-        error(503, "Service Unavailable"),
-        error(429, "slow down", headers={"Retry-After": "0"}),
-        text("too late", delay=2),
-    ],
-    ids=["truncated-json", "html", "wrong-shape", "dropped", "503", "429", "timeout"],
-)
-async def test_the_openai_provider_retries_every_kind_of_fault_in_requests_and_structured_calls(openai_server, fault):
-    model = quick(OpenAIModel("gpt-test", api_key="sk-test-key-0001", base_url=openai_server.base_url, timeout=0.2))
-    openai_server.reply(fault, text("4"))
-    assert (await model.request(CHAT)).text == "4"
-    openai_server.reply(fault, json_reply({"ok": True, "note": "four"}))
-    verdict, _ = await model.structured(CHAT, Verdict)
-    assert verdict.ok and len(openai_server.requests) == 4
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [raw('{"id": "msg_1", "content": ['), raw("<html>Bad gateway</html>", content_type="text/html"), dropped()],
-    ids=["truncated-json", "html", "dropped"],
-)
-async def test_the_anthropic_provider_retries_unreadable_answers(fault):
-    with FakeAnthropic() as server:
-        model = quick(AnthropicModel("claude-test", api_key="sk-ant-test-key-0001", base_url=server.base_url))
-        server.reply(fault, text("4"))
-        assert (await model.request(CHAT)).text == "4"
-        server.reply(fault, json_reply({"ok": True, "note": "four"}))
-        verdict, _ = await model.structured(CHAT, Verdict)
-    assert verdict.ok
-
-
-async def test_an_unreadable_answer_is_a_model_error_that_is_transient(openai_server):
-    model = OpenAIModel("gpt-test", api_key="sk-test-key-0001", base_url=openai_server.base_url)
-    openai_server.reply_raw("<html>Bad gateway</html>", content_type="text/html")
-    with pytest.raises(MalformedResponse, match="did not answer with a chat completion") as caught:
-        await model.request(CHAT)
-    assert isinstance(caught.value, ModelError | TransientError)
-    openai_server.reply_raw('{"id": "chatcmpl-1", "choices": [')
-    with pytest.raises(MalformedResponse, match="not valid JSON") as unreadable:
-        await model.request(CHAT)
-    assert unreadable.value.__cause__ is None and unreadable.value.__suppress_context__  # no SDK error chained
 
 
 async def test_an_answer_with_a_lone_surrogate_is_stored_and_quoted_on():
@@ -263,16 +210,6 @@ async def test_no_reask_starts_once_the_budget_is_spent():
     assert len(model.calls) == 1  # the re-ask was refused before it started
     assert meter.usage.requests == 1 and meter.usage.total_tokens == caught.value.usage.total_tokens
     assert isinstance(caught.value, InvalidOutput | BudgetExceeded) and "word" in (caught.value.raw or "")
-
-
-async def test_an_openai_reask_is_refused_once_the_first_answer_spent_the_budget(openai_server):
-    for _ in range(3):
-        openai_server.reply(json_reply({"ok": "no"}, input_tokens=300, output_tokens=100))
-    model = OpenAIModel("gpt-test", api_key="sk-test-key-0001", base_url=openai_server.base_url)
-    meter = BudgetMeter(Budget(max_tokens=100))
-    with pytest.raises(ReaskRefused):
-        await MeteredModel(model, meter).structured(CHAT, Verdict, max_retries=2)
-    assert len(openai_server.requests) == 1 and meter.usage.total_tokens == 400
 
 
 async def test_a_retry_after_the_time_budget_is_spent_does_not_start():

@@ -20,13 +20,15 @@ from typer.testing import CliRunner
 
 from orquestra.cli_apply import apply_command
 from orquestra.cli_runs import runs_app
-from orquestra.console import ICONS, STYLES, ProgressView
+from orquestra.console import ICONS, STYLES, ProgressView, run_notice
 from orquestra.engine import Engine, RetryPolicy, TaskStatus
 from orquestra.events import (
+    AnswerChecked,
     ApprovalDecided,
     ApprovalRequested,
     Event,
     GraphPatched,
+    Replanned,
     ResultChecked,
     RunStarted,
     TaskCancelled,
@@ -439,3 +441,22 @@ async def test_runs_show_lists_each_tasks_check_failures() -> None:
     assert re.search(r"edit\s+1\s+writer\s+not_refusal: the answer refuses", section)
     assert re.search(r"edit\s+1\s+writer\s+not_echo: it repeats the prompt", section)
     assert not any(re.search(r"draft\s+2", line) for line in failures)  # the passing answer is no failure
+
+
+def test_the_answer_check_says_confirmed_not_confirmed_or_not_judged_and_why() -> None:
+    lines = [
+        render(run_notice(AnswerChecked("r1", passed, why, "64.80 * 0.15", "9.72")) or Text(""), colour=True)
+        for passed, why in [(True, "the answer states 9.72"), (False, "the answer states 74.52"), (None, "too few")]
+    ]
+    assert [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in lines] == [
+        "answer check confirmed: the answer states 9.72",
+        "answer check not confirmed: the answer states 74.52",
+        "answer check not judged: too few",
+    ]
+    assert styled("confirmed", "green") in lines[0] and styled("not confirmed", "red") in lines[1]
+
+
+def test_a_replan_is_a_panel_titled_with_its_reason_and_other_events_say_nothing() -> None:
+    text = render(run_notice(Replanned("r1", "task 'a' failed", GraphPatch(), "+ b: research")) or Text(""))
+    assert "replan: task 'a' failed" in text and "+ b: research" in text
+    assert run_notice(TaskReady("r1", task_id="a")) is None

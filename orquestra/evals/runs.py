@@ -377,6 +377,8 @@ class RunCaseResult:
     `RECORD_CHARS`), to read why a case failed."""
     workspace_files: list[str] = field(default_factory=list)
     """The files the run's workspace held at the end, fixtures included, relative to it."""
+    answer_checks: list[dict[str, Any]] = field(default_factory=list)
+    """Each check of the answer's figure (`AnswerCheck` fields), to read what was worked out from the goal."""
 
     @property
     def passed(self) -> bool:
@@ -430,6 +432,7 @@ async def run_goal(team: AutoTeam, case: RunCase, workspace: Path) -> RunCaseRes
         tasks=len(result.graph.tasks),
         task_records=_task_records(result),
         workspace_files=_files_in(workspace),
+        answer_checks=[asdict(check) for check in result.answer_checks],
     )
 
 

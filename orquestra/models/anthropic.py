@@ -15,7 +15,6 @@ which a schema in the system prompt would not guarantee. `structured` uses instr
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
@@ -35,13 +34,11 @@ from anthropic.types import (
 )
 from anthropic.types import Message as AnthropicMessage
 
-from orquestra.exceptions import MalformedResponse, ModelConfigError, ModelError, ModelUnavailable, OrquestraError
-from orquestra.models._http import shared_ssl_context, status_error
+from orquestra.exceptions import MalformedResponse, ModelConfigError, ModelUnavailable, OrquestraError
+from orquestra.models._http import shared_ssl_context
+from orquestra.models._sdk import SDKErrors, SDKModel
 from orquestra.models.base import (
-    FREE,
-    Attempts,
     Message,
-    Model,
     ModelResponse,
     OutputT,
     Price,
@@ -49,9 +46,7 @@ from orquestra.models.base import (
     ToolChoice,
     ToolSpec,
     Usage,
-    instructed,
 )
-from orquestra.redaction import register_secret
 
 OUTPUT_TOOL = "output"
 """The tool Claude is made to call when a request asks for JSON: its input is the answer."""
@@ -70,7 +65,7 @@ _FINISH_REASONS = {
 _TRANSIENT_STREAM_ERRORS = ("overloaded_error", "api_error", "rate_limit_error")
 
 
-class AnthropicModel(Model):
+class AnthropicModel(SDKModel[AnthropicMessage]):
     """A Claude model behind the Anthropic Messages API (``anthropic:<model>``).
 
     Args:
@@ -84,6 +79,18 @@ class AnthropicModel(Model):
 
     """
 
+    provider = "anthropic"
+    key_variable = "ANTHROPIC_API_KEY"
+    base_url_variable = "ANTHROPIC_BASE_URL"
+    api_host = "api.anthropic.com"
+    api_title = "the Anthropic API"
+    sdk_errors = SDKErrors(
+        base=anthropic.AnthropicError,
+        timeout=anthropic.APITimeoutError,
+        connection=anthropic.APIConnectionError,
+        status=anthropic.APIStatusError,
+        unreadable=anthropic.APIResponseValidationError,
+    )
     max_tokens: int
 
     def __init__(
@@ -97,27 +104,19 @@ class AnthropicModel(Model):
         max_tokens: int = 4096,
         context_window: int | None = None,
     ) -> None:
-        self.name = f"anthropic:{model_name}"
-        self.model_name = model_name
-        self.base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-        key = api_key or os.environ.get("ANTHROPIC_API_KEY")
+        super().__init__(model_name, api_key=api_key, base_url=base_url, price=price, timeout=timeout)
+        self.max_tokens = max_tokens
+        self.context_window = context_window or 200_000
+
+    def _usable_key(self, key: str | None) -> str:
         if not key:
             raise ModelConfigError(
                 f"ANTHROPIC_API_KEY is not set: export it (or pass api_key=...) to use '{self.name}'"
             )
-        self._api_key = key
-        register_secret(key)
-        self.price = price or FREE
-        self.timeout = timeout
-        self.max_tokens = max_tokens
-        self.context_window = context_window or 200_000
-
-    def describe(self) -> str:
-        """One line for the CLI: the model and where it is served."""
-        return f"{self.name} at {self.base_url or 'api.anthropic.com'}"
+        return key
 
     def _client(self) -> anthropic.AsyncAnthropic:
-        # One client per call, closed by the caller's `async with` (see OpenAIModel._client for why).
+        # One client per call, closed by the caller's `async with` (see `SDKModel`); the SSL context is shared.
         return anthropic.AsyncAnthropic(
             api_key=self._api_key,
             base_url=self.base_url,
@@ -145,7 +144,7 @@ class AnthropicModel(Model):
         elif tools and tool_choice == "required":
             tool_choice_param = {"type": "any"}
         async with self._client() as client:
-            try:
+            with self._translated():
                 message = await client.messages.create(
                     model=self.model_name,
                     max_tokens=self.max_tokens,
@@ -154,15 +153,13 @@ class AnthropicModel(Model):
                     tools=tool_params or anthropic.omit,
                     tool_choice=tool_choice_param,
                 )
-            except (anthropic.AnthropicError, json.JSONDecodeError) as error:
-                raise self._error(error) from None
         return self._response(message, json_answer=output_schema is not None)
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
         """Yield the answer text as the server sends it."""
         system, conversation = _conversation(messages)
         async with self._client() as client:
-            try:
+            with self._translated():
                 async with client.messages.stream(
                     model=self.model_name,
                     max_tokens=self.max_tokens,
@@ -171,34 +168,18 @@ class AnthropicModel(Model):
                 ) as events:
                     async for text in events.text_stream:
                         yield text
-            except (anthropic.AnthropicError, json.JSONDecodeError) as error:
-                raise self._error(error) from None
 
     async def structured(
         self, messages: Sequence[Message], output_type: type[OutputT], *, max_retries: int = 2
     ) -> tuple[OutputT, Usage]:
         """An `output_type` object through instructor's Anthropic tool mode, with the usage of every attempt."""
         system, conversation = _conversation(messages)
-        attempts = Attempts()
         options: dict[str, Any] = {"system": system} if system else {}
         async with self._client() as client:
-
-            async def attempt(**request: Any) -> AnthropicMessage:
-                attempts.start()
-                try:
-                    message = await client.messages.create(**request)
-                except (anthropic.AnthropicError, json.JSONDecodeError) as error:
-                    raise self._error(error) from None
-                message = self._readable(message)
-                attempts.answered(self._usage(message), _raw_text(message))
-                return message
-
             # Mode.TOOLS: instructor 1.17 picks the provider from the client and deprecates ANTHROPIC_TOOLS.
-            return await instructed(
-                self.name,
+            return await self._instructed(
                 output_type,
-                attempt,
-                attempts,
+                client.messages.create,
                 mode=instructor.Mode.TOOLS,
                 provider=instructor.Provider.ANTHROPIC,
                 max_retries=max_retries,  # instructor >= 1.17: retries after the first attempt
@@ -211,7 +192,6 @@ class AnthropicModel(Model):
             )
 
     def _readable(self, message: object) -> AnthropicMessage:
-        """`message` if it is a Messages API message with content, else `MalformedResponse`."""
         if not isinstance(message, AnthropicMessage):  # a body that is not JSON comes back as a str
             raise MalformedResponse(f"{self.name}: the server did not answer with a message: {message!r:.200}")
         if not isinstance(getattr(message, "content", None), list):
@@ -248,27 +228,20 @@ class AnthropicModel(Model):
         prompt = usage.input_tokens + (usage.cache_read_input_tokens or 0) + (usage.cache_creation_input_tokens or 0)
         return self.usage(prompt, usage.output_tokens)
 
+    def _raw_text(self, message: AnthropicMessage) -> str:
+        inputs = [json.dumps(block.input) for block in message.content if isinstance(block, ToolUseBlock)]
+        texts = [block.text for block in message.content if isinstance(block, TextBlock)]
+        return inputs[0] if inputs else "".join(texts)
+
     def _error(self, error: Exception) -> OrquestraError:
-        """The Orquestra error for an SDK failure; never shows the key."""
-        if isinstance(error, anthropic.APITimeoutError):
-            return ModelUnavailable(f"{self.name}: no answer within {self.timeout:g} s")
-        if isinstance(error, anthropic.APIConnectionError):
-            return ModelUnavailable(f"{self.name}: cannot reach {self.base_url or 'the Anthropic API'} ({error})")
-        if isinstance(error, anthropic.APIStatusError):
-            if error.status_code < 400 and error.type in _TRANSIENT_STREAM_ERRORS:
-                # An `error` event in the middle of a stream: the status was 200, the event's type says what broke.
-                return ModelUnavailable(f"{self.name}: {error.type} during the answer: {error.api_message}")
-            return status_error(self.name, error, key_variable="ANTHROPIC_API_KEY", secret=self._api_key)
-        if isinstance(error, json.JSONDecodeError | anthropic.APIResponseValidationError):
-            return MalformedResponse(f"{self.name}: the server's answer is not valid JSON ({error})")
-        return ModelError(f"{self.name}: {type(error).__name__}: {error}")
-
-
-def _raw_text(message: AnthropicMessage) -> str:
-    """The answer as the model wrote it: the input of its first tool call, else its text."""
-    inputs = [json.dumps(block.input) for block in message.content if isinstance(block, ToolUseBlock)]
-    texts = [block.text for block in message.content if isinstance(block, TextBlock)]
-    return inputs[0] if inputs else "".join(texts)
+        if (
+            isinstance(error, anthropic.APIStatusError)
+            and error.status_code < 400
+            and error.type in _TRANSIENT_STREAM_ERRORS
+        ):
+            # An `error` event in the middle of a stream: the status was 200, the event's type says what broke.
+            return ModelUnavailable(f"{self.name}: {error.type} during the answer: {error.api_message}")
+        return super()._error(error)
 
 
 def _conversation(messages: Sequence[Message]) -> tuple[str, list[MessageParam]]:

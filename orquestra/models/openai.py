@@ -10,7 +10,6 @@ become Orquestra's (redacted) before anything sees them, instructor included, an
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
@@ -24,20 +23,11 @@ from openai.types.chat import (
 )
 from openai.types.shared_params import ResponseFormatJSONSchema
 
-from orquestra.exceptions import (
-    InvalidOutput,
-    MalformedResponse,
-    ModelConfigError,
-    ModelError,
-    ModelUnavailable,
-    OrquestraError,
-)
-from orquestra.models._http import shared_ssl_context, status_error
+from orquestra.exceptions import InvalidOutput, MalformedResponse, ModelConfigError, ModelError
+from orquestra.models._http import shared_ssl_context
+from orquestra.models._sdk import SDKErrors, SDKModel
 from orquestra.models.base import (
-    FREE,
-    Attempts,
     Message,
-    Model,
     ModelResponse,
     OutputT,
     Price,
@@ -45,10 +35,8 @@ from orquestra.models.base import (
     ToolChoice,
     ToolSpec,
     Usage,
-    instructed,
     to_openai_dict,
 )
-from orquestra.redaction import register_secret
 
 NO_KEY = "not-needed"
 """Sent as the key to a compatible server when none is set: the SDK insists on one, local servers ignore it."""
@@ -57,7 +45,7 @@ _FINISH_REASONS = {"function_call": "tool_calls"}
 _BIG_CONTEXT_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-5", "o1", "o3", "o4")
 
 
-class OpenAIModel(Model):
+class OpenAIModel(SDKModel[ChatCompletion]):
     """A chat model behind the OpenAI chat completions API (``openai:<model>``).
 
     Args:
@@ -70,6 +58,19 @@ class OpenAIModel(Model):
 
     """
 
+    provider = "openai"
+    key_variable = "OPENAI_API_KEY"
+    base_url_variable = "OPENAI_BASE_URL"
+    api_host = "api.openai.com"
+    api_title = "the OpenAI API"
+    sdk_errors = SDKErrors(
+        base=openai.OpenAIError,
+        timeout=openai.APITimeoutError,
+        connection=openai.APIConnectionError,
+        status=openai.APIStatusError,
+        unreadable=openai.APIResponseValidationError,
+    )
+
     def __init__(
         self,
         model_name: str,
@@ -80,31 +81,23 @@ class OpenAIModel(Model):
         timeout: float = 120.0,
         context_window: int | None = None,
     ) -> None:
-        self.name = f"openai:{model_name}"
-        self.model_name = model_name
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-        key = api_key or os.environ.get("OPENAI_API_KEY")
-        if not key and not self.base_url:
-            raise ModelConfigError(
-                f"OPENAI_API_KEY is not set: export it (or pass api_key=...) to use '{self.name}', or set "
-                "OPENAI_BASE_URL to an OpenAI-compatible server (Ollama, vLLM, LM Studio) that needs no key"
-            )
-        self._api_key = key or NO_KEY
-        register_secret(key)
-        self.price = price or FREE
-        self.timeout = timeout
+        super().__init__(model_name, api_key=api_key, base_url=base_url, price=price, timeout=timeout)
         if context_window is not None:
             self.context_window = context_window
         elif model_name.startswith(_BIG_CONTEXT_PREFIXES):
             self.context_window = 128_000
 
-    def describe(self) -> str:
-        """One line for the CLI: the model and where it is served."""
-        return f"{self.name} at {self.base_url or 'api.openai.com'}"
+    def _usable_key(self, key: str | None) -> str:
+        if not key and not self.base_url:
+            raise ModelConfigError(
+                f"OPENAI_API_KEY is not set: export it (or pass api_key=...) to use '{self.name}', or set "
+                "OPENAI_BASE_URL to an OpenAI-compatible server (Ollama, vLLM, LM Studio) that needs no key"
+            )
+        return key or NO_KEY
 
     def _client(self) -> openai.AsyncOpenAI:
-        # One client per call, closed by the caller's `async with`: no socket outlives a call or the event loop
-        # it ran on (`run_sync` may use several loops). The SSL context, the costly part, is shared.
+        # One client per call, closed by the caller's `async with` (see `SDKModel`); the SSL context, the
+        # costly part, is shared.
         return openai.AsyncOpenAI(
             api_key=self._api_key,
             base_url=self.base_url,
@@ -126,7 +119,7 @@ class OpenAIModel(Model):
         if output_schema is not None:
             response_format = {"type": "json_schema", "json_schema": {"name": "output", "schema": output_schema}}
         async with self._client() as client:
-            try:
+            with self._translated():
                 completion = await client.chat.completions.create(
                     model=self.model_name,
                     messages=_messages(messages),
@@ -134,14 +127,12 @@ class OpenAIModel(Model):
                     tool_choice="required" if tools and tool_choice == "required" else openai.omit,
                     response_format=response_format,
                 )
-            except (openai.OpenAIError, json.JSONDecodeError) as error:
-                raise self._error(error) from None
         return self._response(completion)
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
         """Yield the answer text as the server sends it."""
         async with self._client() as client:
-            try:
+            with self._translated():
                 chunks = await client.chat.completions.create(
                     model=self.model_name, messages=_messages(messages), stream=True
                 )
@@ -149,32 +140,16 @@ class OpenAIModel(Model):
                     async for chunk in chunks:
                         if chunk.choices and chunk.choices[0].delta.content:
                             yield chunk.choices[0].delta.content
-            except (openai.OpenAIError, json.JSONDecodeError) as error:
-                raise self._error(error) from None
 
     async def structured(
         self, messages: Sequence[Message], output_type: type[OutputT], *, max_retries: int = 2
     ) -> tuple[OutputT, Usage]:
         """An `output_type` object through instructor's tool-calling mode, with the usage of every attempt."""
-        attempts = Attempts()
         async with self._client() as client:
-
-            async def attempt(**request: Any) -> ChatCompletion:
-                attempts.start()
-                try:
-                    completion = await client.chat.completions.create(**request)
-                except (openai.OpenAIError, json.JSONDecodeError) as error:
-                    raise self._error(error) from None
-                completion = self._readable(completion)
-                attempts.answered(self._usage(completion), _raw_text(completion))
-                return completion
-
             # instructor >= 1.17 counts `max_retries` after the first attempt, like our own `max_retries`.
-            return await instructed(
-                self.name,
+            return await self._instructed(
                 output_type,
-                attempt,
-                attempts,
+                client.chat.completions.create,
                 mode=instructor.Mode.TOOLS,
                 max_retries=max_retries,
                 messages=_messages(messages),
@@ -182,7 +157,6 @@ class OpenAIModel(Model):
             )
 
     def _readable(self, completion: object) -> ChatCompletion:
-        """`completion` if it is a chat completion with a message, else `MalformedResponse` (the SDK checks nothing)."""
         if not isinstance(completion, ChatCompletion):  # a body that is not JSON comes back as a str
             body = f"{completion!r:.200}"
             raise MalformedResponse(f"{self.name}: the server did not answer with a chat completion: {body}")
@@ -210,24 +184,10 @@ class OpenAIModel(Model):
         usage = completion.usage  # some compatible servers leave it out
         return self.usage(usage.prompt_tokens, usage.completion_tokens) if usage else self.usage(0, 0)
 
-    def _error(self, error: Exception) -> OrquestraError:
-        """The Orquestra error for an SDK failure; never shows the key."""
-        if isinstance(error, openai.APITimeoutError):
-            return ModelUnavailable(f"{self.name}: no answer within {self.timeout:g} s")
-        if isinstance(error, openai.APIConnectionError):
-            return ModelUnavailable(f"{self.name}: cannot reach {self.base_url or 'the OpenAI API'} ({error})")
-        if isinstance(error, openai.APIStatusError):
-            return status_error(self.name, error, key_variable="OPENAI_API_KEY", secret=self._api_key)
-        if isinstance(error, json.JSONDecodeError | openai.APIResponseValidationError):
-            return MalformedResponse(f"{self.name}: the server's answer is not valid JSON ({error})")
-        return ModelError(f"{self.name}: {type(error).__name__}: {error}")
-
-
-def _raw_text(completion: ChatCompletion) -> str | None:
-    """The answer as the model wrote it: the arguments of its first tool call, else its text."""
-    message = completion.choices[0].message
-    calls = [call for call in message.tool_calls or () if isinstance(call, ChatCompletionMessageFunctionToolCall)]
-    return calls[0].function.arguments if calls else message.content
+    def _raw_text(self, completion: ChatCompletion) -> str | None:
+        message = completion.choices[0].message
+        calls = [call for call in message.tool_calls or () if isinstance(call, ChatCompletionMessageFunctionToolCall)]
+        return calls[0].function.arguments if calls else message.content
 
 
 def _messages(messages: Sequence[Message]) -> list[ChatCompletionMessageParam]:
@@ -255,6 +215,3 @@ def _tool_call(model: str, call: object) -> ToolCall:
             raw=call.function.arguments,
         )
     return ToolCall(id=call.id, name=call.function.name, arguments=arguments)
-
-
-# HTTP errors, shared with the Anthropic adapter.

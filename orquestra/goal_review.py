@@ -1,0 +1,165 @@
+"""What a run's goal asks, reviewed before the run may report success: the files it names, the figure it asks.
+
+Each task's result is checked on its own (`orquestra.checks`), but a team whose every task passed can still
+miss its goal: a plan whose instructions dropped the file the goal names, or an answer whose figure a later
+task recomputed wrongly. So a run that succeeded is reviewed against its goal:
+
+- **Files.** Each file the goal says is written must be in the workspace. When one is missing, one added task
+  writes it from the final results, pinned to an agent that may write files; its own checks make sure the
+  file is there. If it cannot, the run fails, naming the file.
+- **The figure.** It is worked out once more from the goal alone (`orquestra.answer_check`). An answer that
+  does not state it is replaced by a task's result that does; failing that, the goal is run again as one
+  task by an agent that computes, and that task's answer is kept if it states the figure. If nothing
+  confirms the figure, the run fails with both figures in its reason.
+
+The added tasks run through the run's own `AgentRunner`, so they are checked, metered and recorded as the
+plan's tasks are; they are not added to the run's graph, which stays the graph that was planned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from orquestra.agent import AgentRunner
+from orquestra.answer_check import AnswerCheck, check_answer
+from orquestra.checks import find_in_workspace, promised_files, states_number
+from orquestra.engine import RunResult
+from orquestra.exceptions import OrquestraError
+from orquestra.graph import Task
+from orquestra.models import Model
+from orquestra.registry import AgentCard, Registry
+
+WRITES_FILES = "write_workspace"
+"""The permission of a tool that writes into the workspace."""
+COMPUTES = "compute"
+"""The permission of a tool that computes (the calculator)."""
+
+
+@dataclass
+class Review:
+    """What the review found: the answer to give, and why the run fails (None when nothing does).
+
+    `notes` say how the answer came to be confirmed another way; the run's status stands with them.
+    """
+
+    answer: str
+    failure: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GoalReview:
+    """Reviews one finished run against its goal, with the run's agents and the registry they came from."""
+
+    registry: Registry
+    runner: AgentRunner
+    run: RunResult
+    report: Callable[[AnswerCheck], None]
+    """Hears each verdict on the answer's figure."""
+
+    async def missing_files(self, goal: str) -> str | None:
+        """Write each file `goal` names that the workspace lacks; the reason the run fails when one stays missing."""
+        missing = [name for name in promised_files(goal) if find_in_workspace(self.runner.workspace, name) is None]
+        if not missing:
+            return None
+        names = ", ".join(missing)
+        writer = self._agent_with(WRITES_FILES, self._run_agents())
+        if writer is None:
+            return f"the goal asks for {names}, which no task wrote, and no agent may write files"
+        instruction = f"Write {names} as the overall goal asks, from the results below."
+        task = Task(id=self._free_id("write_files"), instruction=instruction, capability=writer.capabilities[0])
+        task = task.model_copy(update={"agent": writer.name})
+        inputs = {task_id: self.run.outputs[task_id] for task_id in self._final_tasks()}
+        try:
+            await self.runner(task, inputs)
+        except OrquestraError as error:  # its checks failed (no file written), a provider, the budget
+            return f"the goal asks for {names}, which no task wrote, and writing it failed: {error}"
+        return None
+
+    async def figure(self, model: Model, goal: str, answer: str) -> Review:
+        """`answer` with its figure confirmed, replaced by one that is, or failed (see the module docstring)."""
+        verdict = await check_answer(model, goal, answer)
+        self.report(verdict)
+        if verdict.passed is not False:
+            return Review(answer)
+        agreeing = self._result_stating(float(verdict.value))
+        if agreeing is not None:  # a task worked the figure out and the written answer lost it: quote that task
+            task_id, output = agreeing
+            self.report(
+                AnswerCheck(True, f"task {task_id!r} states {verdict.value}", verdict.expression, verdict.value)
+            )
+            note = f"the written answer was not confirmed ({verdict.why}); the result of task {task_id!r} agrees"
+            told = f"[{task_id}] {output}\n\n(Worked out again: {verdict.why}; the result of task {task_id!r} agrees.)"
+            return Review(told, notes=[note])
+        if not verdict.claims:  # the answer may answer a goal that asks for no figure: it is not judged
+            self.report(AnswerCheck(None, f"{verdict.why}, which no task's result states"))
+            return Review(answer)
+        again = await self._worked_again(goal, float(verdict.value))
+        if again is None:
+            return Review(
+                f"{answer}\n\nNot confirmed: {verdict.why}.", f"the answer's figure is not confirmed: {verdict.why}"
+            )
+        confirmed = f"the goal run again as one task states {verdict.value}"
+        self.report(AnswerCheck(True, confirmed, verdict.expression, verdict.value))
+        note = f"the team's answer was not confirmed ({verdict.why}); the goal run again as one task agrees"
+        return Review(
+            f"{again}\n\n(Worked out again: {verdict.why}, and the goal run again as one task agrees.)", notes=[note]
+        )
+
+    async def _worked_again(self, goal: str, value: float) -> str | None:
+        """The answer of the goal run as one task by a computing agent of the run, if it states `value`."""
+        agent = self._agent_with(COMPUTES, self._run_agents(), only_these=True)
+        if agent is None:
+            return None
+        task = Task(id=self._free_id("worked_again"), instruction=goal, capability=agent.capabilities[0])
+        try:
+            output = await self.runner(task.model_copy(update={"agent": agent.name}), {})
+        except OrquestraError:  # the agent failed its checks, a provider, the budget: nothing confirms the figure
+            return None
+        return output if states_number(output, value) else None
+
+    def _result_stating(self, value: float) -> tuple[str, str] | None:
+        """The latest finished task of the run (in plan order) whose result states `value`, with that result."""
+        for task in reversed(self.run.graph.tasks):
+            if task.id in self.run.finished and states_number(str(self.run.outputs[task.id]), value):
+                return task.id, str(self.run.outputs[task.id])
+        return None
+
+    def _run_agents(self) -> list[AgentCard]:
+        """The agents that worked on the run's tasks, the last task's first."""
+        cards = [
+            self.runner.assignments[t.id].agent
+            for t in reversed(self.run.graph.tasks)
+            if t.id in self.runner.assignments
+        ]
+        return list({card.name: card for card in cards}.values())
+
+    def _agent_with(
+        self, permission: str, preferred: Iterable[AgentCard], *, only_these: bool = False
+    ) -> AgentCard | None:
+        """An agent with a tool of `permission`: one of `preferred` if any has one, else the registry's cheapest."""
+        candidates = (
+            list(preferred)
+            if only_these
+            else [*preferred, *sorted(self.registry.agents.values(), key=lambda c: c.cost)]
+        )
+        for card in candidates:
+            tools = [self.registry.tools[name] for name in card.tools if name in self.registry.tools]
+            if card.capabilities and any(permission in tool.permissions for tool in tools):
+                return card
+        return None
+
+    def _final_tasks(self) -> list[str]:
+        """The finished tasks no other task depends on: the run's final results."""
+        graph = self.run.graph
+        return [task.id for task in graph.tasks if not graph.dependents[task.id] and task.id in self.run.finished]
+
+    def _free_id(self, stem: str) -> str:
+        """`stem`, or `stem_2`, `stem_3`...: an id no task of the run has."""
+        taken = {task.id for task in self.run.graph.tasks}
+        task_id, number = stem, 1
+        while task_id in taken:
+            number += 1
+            task_id = f"{stem}_{number}"
+        return task_id
