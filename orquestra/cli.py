@@ -33,7 +33,8 @@ from orquestra.reflect import ReflectionMode
 from orquestra.safe_text import error_line, json_text, plain
 
 if TYPE_CHECKING:
-    from orquestra.budget import Budget, BudgetMeter
+    from orquestra.budget import Budget
+    from orquestra.budget_meter import BudgetMeter
     from orquestra.engine import Execution
     from orquestra.events import Event
     from orquestra.graph import TaskGraph

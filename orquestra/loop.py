@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orquestra.approval import ApprovalRejected
-from orquestra.budget import BudgetMeter
+from orquestra.budget_meter import BudgetMeter
 from orquestra.engine import Execution, RunStatus, TaskStatus
 from orquestra.events import Event, Reflected, Replanned, TaskFailed, TaskSucceeded
 from orquestra.exceptions import BudgetExceeded, ModelConfigError, ModelError, PatchRefused

@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import TypeAdapter
 
-from orquestra.config import home_dir
+from orquestra._home import memory_path as memory_path  # public here too, beside the memory it locates
 from orquestra.embeddings import DIMENSION, LocalEmbedder, check_installed
 from orquestra.exceptions import UserError
 from orquestra.graph import TaskGraph
@@ -618,11 +618,6 @@ class GuardedMemory(Memory):
     def close(self) -> None:
         """Close the inner memory."""
         self._guard("close", self.inner.close, None)
-
-
-def memory_path(home: Path | None = None) -> Path:
-    """Where the memory lives: ``<ORQUESTRA_HOME>/memory``."""
-    return (home or home_dir()) / "memory"
 
 
 class MemoryUnavailable(UserError):

@@ -16,8 +16,10 @@ from pathlib import Path
 
 from orquestra.agent import AgentRunner
 from orquestra.answer_check import AnswerCheck
-from orquestra.approval import ApprovalGate, ApprovalPolicy, Approver
-from orquestra.budget import Budget, BudgetMeter, MeteredModel
+from orquestra.approval import ApprovalPolicy, Approver
+from orquestra.approval_gate import ApprovalGate
+from orquestra.budget import Budget
+from orquestra.budget_meter import BudgetMeter, MeteredModel
 from orquestra.config import Settings, load_settings
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, RunTask
