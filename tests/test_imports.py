@@ -10,26 +10,13 @@ import ast
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-import orquestra
-
-PACKAGE = Path(orquestra.__file__).parent
-ENTRY_POINTS = {"orquestra.__main__"}
-"""Modules that run the command line when imported: importing one is running it."""
+from .package_modules import IMPORTABLE, MODULES, PACKAGE
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
-
-
-@pytest.mark.parametrize("module", sorted(set(MODULES) - ENTRY_POINTS))
+@pytest.mark.parametrize("module", IMPORTABLE)
 def test_each_module_imports_in_a_fresh_interpreter(module: str) -> None:
     result = subprocess.run(
         [sys.executable, "-c", f"import {module}"],
