@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orquestra.exceptions import Refused
+from orquestra.exceptions import ApprovalRejected as ApprovalRejected
 
 if TYPE_CHECKING:
     # Only in annotations: at run time this module needs no graph and no dispatcher, so the settings that
@@ -23,10 +23,6 @@ if TYPE_CHECKING:
     from orquestra.graph import Task
 
 Verdict = Literal["approved", "edited", "rejected"]
-
-
-class ApprovalRejected(Refused):
-    """A person rejected a task (or no decision came in time): the task fails and its dependents are skipped."""
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from orquestra.approval import ApprovalPolicy, ApprovalRejected, ApprovalRequest, Approver, Decision
+from orquestra.approval import ApprovalPolicy, ApprovalRequest, Approver, Decision
 from orquestra.dispatch import Assignment
 from orquestra.events import ApprovalDecided, ApprovalRequested, Event
+from orquestra.exceptions import ApprovalRejected
 from orquestra.graph import Task
 
 if TYPE_CHECKING:

@@ -34,7 +34,7 @@ from orquestra.events import (
     TaskStarted,
     TaskSucceeded,
 )
-from orquestra.exceptions import OrquestraError, Refused, StopRun, TransientError
+from orquestra.exceptions import OrquestraError, Refused, StopRun, TaskTimeout, TransientError
 from orquestra.graph import GraphPatch, Task, TaskGraph
 
 RunTask = Callable[[Task, Mapping[str, Any]], Awaitable[Any]]
@@ -117,10 +117,6 @@ def frozen_ids(
         for task_id, status in statuses.items()
         if status not in OPEN and not (task_id in removing and task_id in may_remove)
     }
-
-
-class TaskTimeout(TransientError):
-    """One attempt of a task ran past its timeout."""
 
 
 def is_transient(error: BaseException) -> bool:

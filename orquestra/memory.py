@@ -37,7 +37,7 @@ from pydantic import TypeAdapter
 
 from orquestra._home import memory_path as memory_path  # public here too, beside the memory it locates
 from orquestra.embeddings import DIMENSION, LocalEmbedder, check_installed
-from orquestra.exceptions import UserError
+from orquestra.exceptions import MemoryUnavailable as MemoryUnavailable
 from orquestra.graph import TaskGraph
 from orquestra.redaction import contains_secret, redact
 from orquestra.trimming import shorten
@@ -618,10 +618,6 @@ class GuardedMemory(Memory):
     def close(self) -> None:
         """Close the inner memory."""
         self._guard("close", self.inner.close, None)
-
-
-class MemoryUnavailable(UserError):
-    """The memory folder cannot be used: damaged, unreadable, not a folder, or the embedding model missing."""
 
 
 def open_store(path: Path) -> ChromaMemory:

@@ -13,17 +13,14 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, Field, create_model, model_validator
 
 from orquestra.engine import OPEN, TaskStatus, frozen_ids, removable
-from orquestra.exceptions import GraphError, InvalidOutput, OrquestraError
+from orquestra.exceptions import GraphError, InvalidOutput
+from orquestra.exceptions import ReplanError as ReplanError
 from orquestra.graph import GraphPatch, Task, TaskGraph
 from orquestra.models import Message, Model, Usage
 from orquestra.planner import PlannedTask
 from orquestra.prompts import render
 from orquestra.reflect import Replan
 from orquestra.trimming import shorten
-
-
-class ReplanError(OrquestraError):
-    """The model could not produce a valid patch."""
 
 
 class Rewire(BaseModel):

@@ -43,7 +43,8 @@ from orquestra.events import (
     TaskStarted,
     TaskSucceeded,
 )
-from orquestra.exceptions import UserError
+from orquestra.exceptions import UnknownApproval as UnknownApproval
+from orquestra.exceptions import UnknownRun
 from orquestra.graph import Task, TaskGraph
 from orquestra.redaction import redact
 from orquestra.store_files import INLINE_CHARS, TextFiles
@@ -180,14 +181,6 @@ class StoredRun:
     run: RunRecord
     tasks: list[TaskRecord]
     events: list[EventRecord]
-
-
-class UnknownRun(UserError, LookupError):
-    """No recorded run has this id (or prefix), or the prefix matches several runs."""
-
-
-class UnknownApproval(UserError, LookupError):
-    """No task of this run asked for approval under this id."""
 
 
 _Summaries = list[RunRecord]
