@@ -86,6 +86,11 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
+IMPORT_GRAPH = import_graph()
+"""Read while the tests are collected, before any test leaves a thread running: on Python 3.11, `ast.parse`
+in two threads at once may fail with a SystemError (python/cpython#106905), and tools parse in threads."""
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """One circle of imports through each set of modules that import one another, as a chain."""
     found: list[list[str]] = []
@@ -106,9 +111,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_the_package_has_no_import_circle() -> None:
-    graph = import_graph()
-    assert graph["orquestra.store"] >= {"orquestra.approval", "orquestra.graph"}  # the graph is read, not empty
-    assert cycles(graph) == []
+    assert IMPORT_GRAPH["orquestra.store"] >= {"orquestra.approval", "orquestra.graph"}  # read, not empty
+    assert cycles(IMPORT_GRAPH) == []
 
 
 def test_the_cycle_finder_finds_a_circle() -> None:
