@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 from orquestra.lazy_names import lazy_getattr
 
 if TYPE_CHECKING:
-    from orquestra.approval import ApprovalPolicy, ApprovalRejected, ApprovalRequest, Decision
+    from orquestra.approval import ApprovalPolicy, ApprovalRequest, Decision
     from orquestra.budget import Budget
     from orquestra.dispatch import Assignment, Dispatcher
     from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, TaskStatus
     from orquestra.exceptions import (
+        ApprovalRejected,
         BudgetExceeded,
         GraphError,
         ModelError,
@@ -36,11 +37,12 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _MODULES = {
-    "approval": ("ApprovalPolicy", "ApprovalRejected", "ApprovalRequest", "Decision"),
+    "approval": ("ApprovalPolicy", "ApprovalRequest", "Decision"),
     "budget": ("Budget",),
     "dispatch": ("Assignment", "Dispatcher"),
     "engine": ("Engine", "Execution", "RetryPolicy", "RunResult", "RunStatus", "TaskStatus"),
     "exceptions": (
+        "ApprovalRejected",
         "BudgetExceeded",
         "GraphError",
         "ModelError",

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from orquestra.checks import Attempt, CheckFailed, ToolResult, promised_files, run_checks
+from orquestra.checks import Attempt, ToolResult, promised_files, run_checks
 from orquestra.dispatch import Assignment, Dispatcher
 from orquestra.events import AgentFallback, Event, ResultChecked, ToolCalled
-from orquestra.exceptions import ContextLengthExceeded, ModelConfigError, ModelError
+from orquestra.exceptions import CheckFailed, ContextLengthExceeded, ModelConfigError, ModelError
 from orquestra.graph import Task
 from orquestra.models import Message, Model, ModelResponse, ToolCall, ToolChoice, Usage
 from orquestra.prompts import render

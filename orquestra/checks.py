@@ -20,12 +20,8 @@ from typing import Any
 import regex
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orquestra.exceptions import ModelError
+from orquestra.exceptions import CheckFailed as CheckFailed
 from orquestra.tools.textcalls import read_text_calls
-
-
-class CheckFailed(ModelError):
-    """An agent's answers to a task failed their checks, also after being told why."""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ from orquestra.reflect import ReflectionMode
 from orquestra.safe_text import error_line, json_text, plain
 
 if TYPE_CHECKING:
-    from orquestra.budget import Budget, BudgetMeter
+    from orquestra.budget import Budget
+    from orquestra.budget_meter import BudgetMeter
     from orquestra.engine import Execution
     from orquestra.events import Event
     from orquestra.graph import TaskGraph
@@ -572,7 +573,8 @@ def _registry(folders: list[Path]) -> Registry:
 
 def _recorded_run(target: str) -> StoredRun:
     """The recorded run `target` names (an id or a prefix); a `UserError` naming `target` when there is none."""
-    from orquestra.store import UnknownRun, open_store, store_path
+    from orquestra.exceptions import UnknownRun
+    from orquestra.store import open_store, store_path
 
     if not store_path().exists():  # reading never creates a store
         raise UserError(f"{target}: no such file, and no runs are recorded yet")

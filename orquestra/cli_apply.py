@@ -24,8 +24,8 @@ from orquestra.config import load_settings
 from orquestra.console import ProgressView, usage_line
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import Execution, TaskStatus
-from orquestra.exceptions import UserError
-from orquestra.manifest import Manifest, ManifestError, ManifestResult, apply_manifest, load_manifest
+from orquestra.exceptions import ManifestError, UserError
+from orquestra.manifest import Manifest, ManifestResult, apply_manifest, load_manifest
 from orquestra.registry import Registry
 from orquestra.safe_text import error_line, plain
 from orquestra.team import AutoTeam

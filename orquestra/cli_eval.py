@@ -58,10 +58,10 @@ FreshOption = Annotated[bool, typer.Option("--fresh", help="Discard earlier resu
 
 
 def build_model(spec: str, settings: Settings) -> Model:
-    """The model for `spec`, priced from the registry, with retries for hosted providers (as runs get it)."""
+    """The model for `spec`, priced from the registry, with retries where its requests may fail in passing."""
     prices = Registry.load(*settings.registry).prices
     model = infer_model(spec, settings=settings, prices=prices)
-    return RetryingModel(model) if spec.startswith(("openai:", "anthropic:")) else model
+    return RetryingModel(model) if model.needs_retries else model
 
 
 def build_embedder() -> Embed:

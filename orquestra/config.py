@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orquestra._home import config_path, home_dir
 from orquestra.approval import ApprovalPolicy
 from orquestra.budget import Budget
 from orquestra.datafile import read_data
@@ -24,11 +25,6 @@ from orquestra.tools.context import ToolLimits
 DEFAULT_MODEL = "local"
 MIN_LOCAL_CONTEXT = 512
 """The smallest context window accepted for an embedded model: below it not even a planner prompt fits."""
-
-
-def home_dir() -> Path:
-    """`ORQUESTRA_HOME`, or ~/.orquestra."""
-    return Path(os.environ.get("ORQUESTRA_HOME") or Path.home() / ".orquestra").expanduser()
 
 
 class _ProviderFile(BaseModel):
@@ -142,7 +138,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
     """Read the environment and the config file; a bad file is a `UserError` naming the file and field."""
     home = home_dir()
     path = config_file or (Path(os.environ["ORQUESTRA_CONFIG"]) if os.environ.get("ORQUESTRA_CONFIG") else None)
-    path = path or home / "config.yaml"
+    path = path or config_path(home)
     file = _ConfigFile()
     if path.is_file():
         data = read_data(path) or {}

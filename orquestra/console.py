@@ -39,7 +39,7 @@ from orquestra.graph import GraphPatch, Task, TaskGraph
 from orquestra.safe_text import clean, plain
 
 if TYPE_CHECKING:
-    from orquestra.budget import BudgetMeter
+    from orquestra.budget_meter import BudgetMeter
     from orquestra.models import Usage
 
 STYLES = {

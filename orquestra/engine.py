@@ -34,7 +34,7 @@ from orquestra.events import (
     TaskStarted,
     TaskSucceeded,
 )
-from orquestra.exceptions import OrquestraError, Refused, StopRun, TransientError
+from orquestra.exceptions import OrquestraError, Refused, StopRun, TaskTimeout, TransientError
 from orquestra.graph import GraphPatch, Task, TaskGraph
 
 RunTask = Callable[[Task, Mapping[str, Any]], Awaitable[Any]]
@@ -92,35 +92,22 @@ OPEN = frozenset({TaskStatus.PENDING, TaskStatus.SKIPPED})
 """Tasks a patch may change: they have not run (a skipped one gets another chance when rewired or replaced)."""
 
 
-def removable(statuses: Mapping[str, TaskStatus], errors: Mapping[str, BaseException]) -> set[str]:
-    """Tasks a patch may remove: the open ones, and failed ones an alternative may replace.
-
-    A task a person refused (`Refused`) may not be removed: a replan must not quietly work around their no.
-    """
-    return {
-        task_id
-        for task_id, status in statuses.items()
-        if status in OPEN or (status is TaskStatus.FAILED and not isinstance(errors.get(task_id), Refused))
-    }
-
-
 def frozen_ids(
     statuses: Mapping[str, TaskStatus], errors: Mapping[str, BaseException], removing: Collection[str] = ()
 ) -> set[str]:
-    """Tasks a patch removing `removing` may not touch: the one rule of the engine and the replanner.
+    """The tasks a patch removing `removing` may not touch, given a run's statuses and task errors.
 
-    Ready, running, finished, failed and cancelled tasks are frozen, except failed ones being removed.
+    The one rule of what a replan may change: the engine refuses a patch by it, and the replanner's schema
+    offers only what it leaves open. Ready, running, finished, failed and cancelled tasks are frozen, except a
+    failed task that the patch removes (an alternative may replace it). A task a person refused (`Refused`)
+    stays frozen even then: a replan must not quietly work around their no.
     """
-    may_remove = removable(statuses, errors)
     return {
         task_id
         for task_id, status in statuses.items()
-        if status not in OPEN and not (task_id in removing and task_id in may_remove)
+        if status not in OPEN
+        and not (task_id in removing and status is TaskStatus.FAILED and not isinstance(errors.get(task_id), Refused))
     }
-
-
-class TaskTimeout(TransientError):
-    """One attempt of a task ran past its timeout."""
 
 
 def is_transient(error: BaseException) -> bool:

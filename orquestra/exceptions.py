@@ -54,8 +54,32 @@ class DispatchError(UserError):
     """No agent in the registry can take a task."""
 
 
+class PlanningError(UserError):
+    """The planner could not produce a valid graph, even after re-asking and repair."""
+
+
+class ManifestError(UserError):
+    """A manifest that cannot be loaded or run: the message names the file, the line and the field."""
+
+
+class MemoryUnavailable(UserError):
+    """The memory folder cannot be used: damaged, unreadable, not a folder, or the embedding model missing."""
+
+
+class UnknownRun(UserError, LookupError):
+    """No recorded run has this id (or prefix), or the prefix matches several runs."""
+
+
+class UnknownApproval(UserError, LookupError):
+    """No task of this run asked for approval under this id."""
+
+
 class Refused(OrquestraError):
     """A person refused a task: it fails for good, and no patch may remove or replace it."""
+
+
+class ApprovalRejected(Refused):
+    """A person rejected a task (or no decision came in time): the task fails and its dependents are skipped."""
 
 
 class TransientError(OrquestraError):
@@ -68,6 +92,10 @@ class TransientError(OrquestraError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TaskTimeout(TransientError):
+    """One attempt of a task ran past its timeout."""
 
 
 class ModelError(OrquestraError):
@@ -112,6 +140,10 @@ class InvalidOutput(ModelError):
         self.usage = usage
 
 
+class CheckFailed(ModelError):
+    """An agent's answers to a task failed their checks, also after being told why."""
+
+
 class ModelConfigError(UserError):
     """A model that cannot be used as configured: unknown provider, missing key or package, bad option."""
 
@@ -141,6 +173,14 @@ class ReaskRefused(InvalidOutput, BudgetExceeded):
 
 class ScriptExhausted(OrquestraError):
     """A scripted model was asked for more answers than it was given."""
+
+
+class ReplanError(OrquestraError):
+    """The replanner's model could not produce a valid patch of the plan."""
+
+
+class ToolError(OrquestraError):
+    """A tool refused or failed; the message goes back to the model as the tool's result."""
 
 
 def describe_validation_error(error: Any) -> str:

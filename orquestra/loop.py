@@ -15,14 +15,20 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from orquestra.approval import ApprovalRejected
-from orquestra.budget import BudgetMeter
+from orquestra.budget_meter import BudgetMeter
 from orquestra.engine import Execution, RunStatus, TaskStatus
 from orquestra.events import Event, Reflected, Replanned, TaskFailed, TaskSucceeded
-from orquestra.exceptions import BudgetExceeded, ModelConfigError, ModelError, PatchRefused
+from orquestra.exceptions import (
+    ApprovalRejected,
+    BudgetExceeded,
+    ModelConfigError,
+    ModelError,
+    PatchRefused,
+    ReplanError,
+)
 from orquestra.graph import GraphPatch, TaskGraph
 from orquestra.reflect import Continue, Finish, ReflectionMode, Reflector, Replan, Verdict
-from orquestra.replanner import ReplanError, Replanner, describe_patch
+from orquestra.replanner import Replanner, describe_patch
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from orquestra.config import load_settings
 from orquestra.datafile import FieldPath, field_name, line_of, read_data, read_document
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import TaskStatus
-from orquestra.exceptions import UserError, describe_validation_error
+from orquestra.exceptions import ManifestError, UserError, describe_validation_error
 from orquestra.frozen import freeze
 from orquestra.graph import MAX_TASKS, Ancestry, Task, TaskGraph, TaskId, find_cycle
 from orquestra.graphfile import load_graph, task_format
@@ -72,10 +72,6 @@ MAX_MAP_ITEMS = MAX_TASKS
 """The most a manifest may set `max_map_items` to: a map makes as many agent calls as a graph of that size."""
 
 Path_ = FieldPath
-
-
-class ManifestError(UserError):
-    """A manifest that cannot be loaded or run: the message names the file, the line and the field."""
 
 
 # ---------------------------------------------------------------------------------------------- the model

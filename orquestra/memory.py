@@ -35,9 +35,9 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import TypeAdapter
 
-from orquestra.config import home_dir
+from orquestra._home import memory_path as memory_path  # public here too, beside the memory it locates
 from orquestra.embeddings import DIMENSION, LocalEmbedder, check_installed
-from orquestra.exceptions import UserError
+from orquestra.exceptions import MemoryUnavailable as MemoryUnavailable
 from orquestra.graph import TaskGraph
 from orquestra.redaction import contains_secret, redact
 from orquestra.trimming import shorten
@@ -618,15 +618,6 @@ class GuardedMemory(Memory):
     def close(self) -> None:
         """Close the inner memory."""
         self._guard("close", self.inner.close, None)
-
-
-def memory_path(home: Path | None = None) -> Path:
-    """Where the memory lives: ``<ORQUESTRA_HOME>/memory``."""
-    return (home or home_dir()) / "memory"
-
-
-class MemoryUnavailable(UserError):
-    """The memory folder cannot be used: damaged, unreadable, not a folder, or the embedding model missing."""
 
 
 def open_store(path: Path) -> ChromaMemory:

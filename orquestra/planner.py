@@ -25,7 +25,8 @@ import pydantic_core
 from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
 from orquestra.catalogue import CatalogueView, Embed, fit_catalogue, in_goal_order, rank
-from orquestra.exceptions import BudgetExceeded, GraphError, InvalidOutput, ReaskRefused, UserError
+from orquestra.exceptions import BudgetExceeded, GraphError, InvalidOutput, ReaskRefused
+from orquestra.exceptions import PlanningError as PlanningError
 from orquestra.graph import Task, TaskGraph
 from orquestra.models import Message, Model, Usage
 from orquestra.models.progress import watching
@@ -47,10 +48,6 @@ ANSWER_ROOM = 1024
 """Tokens left for the plan when the model sets no answer limit of its own (`Model.max_tokens`)."""
 PROMPT_MARGIN = 32
 """Tokens kept free besides, for what a count may miss (a chat template's extras)."""
-
-
-class PlanningError(UserError):
-    """The planner could not produce a valid graph, even after re-asking and repair."""
 
 
 @dataclass

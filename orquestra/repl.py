@@ -30,7 +30,8 @@ from rich.table import Table
 from rich.text import Text
 
 from orquestra.approval import ApprovalRequest, Decision
-from orquestra.budget import Budget, BudgetMeter
+from orquestra.budget import Budget
+from orquestra.budget_meter import BudgetMeter
 from orquestra.cli_options import PlannerModelOption, RegistryFolders
 from orquestra.config import load_settings
 from orquestra.console import ProgressView, drafted_line, graph_tree, run_notice, run_summary, usage_line

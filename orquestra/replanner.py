@@ -12,18 +12,15 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, create_model, model_validator
 
-from orquestra.engine import OPEN, TaskStatus, frozen_ids, removable
-from orquestra.exceptions import GraphError, InvalidOutput, OrquestraError
+from orquestra.engine import TaskStatus, frozen_ids
+from orquestra.exceptions import GraphError, InvalidOutput
+from orquestra.exceptions import ReplanError as ReplanError
 from orquestra.graph import GraphPatch, Task, TaskGraph
 from orquestra.models import Message, Model, Usage
 from orquestra.planner import PlannedTask
 from orquestra.prompts import render
 from orquestra.reflect import Replan
 from orquestra.trimming import shorten
-
-
-class ReplanError(OrquestraError):
-    """The model could not produce a valid patch."""
 
 
 class Rewire(BaseModel):
@@ -67,8 +64,10 @@ def patch_model(
     accepts.
     """
     errors = errors or {}
-    may_remove = sorted(removable(statuses, errors))
-    may_rewire = sorted(task_id for task_id, status in statuses.items() if status in OPEN)
+    # Both lists come from the engine's rule: a task left open by a patch that removes everything may be
+    # removed, and one left open by a patch that removes nothing may be rewired.
+    may_remove = sorted(set(statuses) - frozen_ids(statuses, errors, removing=statuses))
+    may_rewire = sorted(set(statuses) - frozen_ids(statuses, errors))
     may_redo = {task_id for task_id, status in statuses.items() if status is TaskStatus.SUCCEEDED}
     task_type = create_model(
         "PlannedTask",

@@ -26,8 +26,8 @@ from typing import Any
 from pydantic import BaseModel
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
 
+from orquestra._home import store_path
 from orquestra.approval import Decision
-from orquestra.config import home_dir
 from orquestra.console import skip_reason
 from orquestra.events import (
     ApprovalRequested,
@@ -43,15 +43,13 @@ from orquestra.events import (
     TaskStarted,
     TaskSucceeded,
 )
-from orquestra.exceptions import UserError
+from orquestra.exceptions import UnknownApproval as UnknownApproval
+from orquestra.exceptions import UnknownRun
 from orquestra.graph import Task, TaskGraph
 from orquestra.redaction import redact
 from orquestra.store_files import INLINE_CHARS, TextFiles
 
 log = logging.getLogger(__name__)
-
-STORE_FILE = "runs.sqlite3"
-"""The store's file name inside the home folder."""
 
 MIN_PREFIX = 6
 """The shortest run id prefix that `RunStore.get` resolves; shorter ones match too many runs to be useful."""
@@ -185,20 +183,7 @@ class StoredRun:
     events: list[EventRecord]
 
 
-class UnknownRun(UserError, LookupError):
-    """No recorded run has this id (or prefix), or the prefix matches several runs."""
-
-
-class UnknownApproval(UserError, LookupError):
-    """No task of this run asked for approval under this id."""
-
-
 _Summaries = list[RunRecord]
-
-
-def store_path(home: Path | None = None) -> Path:
-    """Where the run store of `home` (the configured home folder by default) lives."""
-    return (home or home_dir()) / STORE_FILE
 
 
 def open_store(home: Path | None = None) -> RunStore:

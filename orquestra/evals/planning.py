@@ -29,9 +29,9 @@ from orquestra.evals.cases import (
 from orquestra.evals.jsonlog import JsonLinesLog
 from orquestra.evals.metrics import check_plan, predicted_graph, structure_scores
 from orquestra.evals.textmatch import Embed, text_scores
-from orquestra.exceptions import UserError
+from orquestra.exceptions import PlanningError, UserError
 from orquestra.models import Model, Usage
-from orquestra.planner import Planner, PlanningError, PlanningStrategy
+from orquestra.planner import Planner, PlanningStrategy
 from orquestra.registry import AgentCard, Registry
 
 ORQUESTRA = "orquestra"

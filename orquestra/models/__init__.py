@@ -52,7 +52,7 @@ def infer_model(
     if provider in ("openai", "anthropic") and not name:
         raise ModelConfigError(f"model '{spec}': name the model, e.g. '{provider}:{_EXAMPLES[provider]}'")
     if settings is None:
-        from orquestra.config import load_settings  # here, not at the top: the config imports models' data
+        from orquestra.config import load_settings  # here, not at the top: `import orquestra.models` stays light
 
         settings = load_settings()
     if provider == "openai":

@@ -54,6 +54,7 @@ class SDKModel(Model, Generic[AnswerT]):
     api_title: ClassVar[str]
     """The provider's API in words, for a connection that fails."""
     sdk_errors: ClassVar[SDKErrors]
+    needs_retries = True  # a hosted API: connections drop, rate limits and overloads pass
 
     model_name: str
     base_url: str | None

@@ -148,6 +148,13 @@ class Model(ABC):
     plans_in_stages: bool = False
     """Whether the planner's "auto" strategy asks this model in stages (decompose, assign, link) rather
     than for the whole graph in one answer: set for models measured to plan better that way."""
+    needs_retries: bool = False
+    """Whether a request may fail for a passing reason (a dropped connection, a rate limit, an overloaded
+    server), so that whoever uses the model alone should wrap it in `RetryingModel`: the hosted providers'."""
+    max_concurrent_requests: int | None = None
+    """The most requests the models of this class answer at once, all together, or None for no limit of
+    their own: the embedded models answer one at a time, on the same cores. A run gives each such class one
+    slot of that size (`request_slot`), so a task waiting for it shows as waiting, not running."""
 
     @abstractmethod
     async def request(
@@ -224,6 +231,8 @@ class WrapperModel(Model):
         self.max_tokens = model.max_tokens
         self.weak = model.weak
         self.plans_in_stages = model.plans_in_stages
+        self.needs_retries = model.needs_retries
+        self.max_concurrent_requests = model.max_concurrent_requests
 
     async def count_tokens(self, messages: Sequence[Message], *, output_schema: dict[str, Any] | None = None) -> int:
         """The wrapped model's count (its own tokenizer, where it has one)."""
@@ -233,6 +242,19 @@ class WrapperModel(Model):
         """What the wrapped model says about itself."""
         describe = getattr(self.wrapped, "describe", None)
         return str(describe()) if callable(describe) else self.name
+
+
+def request_slot(model: Model) -> tuple[str, int] | None:
+    """The slot `model`'s requests take in a run, by name, and how many it holds; None for a model without a limit.
+
+    The models of one class that limits its requests (`Model.max_concurrent_requests`) share one slot, through
+    any wrappers: ``local``, ``local:small`` and a GGUF file are answered on the same cores.
+    """
+    inner = model
+    while isinstance(inner, WrapperModel):
+        inner = inner.wrapped
+    limit = inner.max_concurrent_requests
+    return None if limit is None else (f"{type(inner).__module__}.{type(inner).__qualname__}", limit)
 
 
 def plain(output_type: type[OutputT], result: BaseModel) -> OutputT:

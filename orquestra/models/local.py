@@ -88,6 +88,8 @@ class LocalModel(Model):
 
     """
 
+    max_concurrent_requests = 1  # llama.cpp answers one request at a time, and the embedded models share the cores
+
     def __init__(
         self,
         path: Path | None = None,

@@ -18,7 +18,8 @@ from typing import Any
 
 from simpleeval import DEFAULT_OPERATORS, InvalidExpression, SimpleEval
 
-from orquestra.tools.context import ToolContext, ToolError, quoted
+from orquestra.exceptions import ToolError
+from orquestra.tools.context import ToolContext, quoted
 
 MAX_DIGITS = 4_300
 """The most digits of any whole number the calculator computes, as a result or on the way to one (Python's

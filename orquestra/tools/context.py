@@ -5,11 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orquestra.exceptions import OrquestraError
-
-
-class ToolError(OrquestraError):
-    """A tool refused or failed; the message goes back to the model as the tool's result."""
+from orquestra.exceptions import ToolError as ToolError
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from itertools import islice
 
-from orquestra.tools.context import ToolContext, ToolError, quoted
+from orquestra.exceptions import ToolError
+from orquestra.tools.context import ToolContext, quoted
 
 
 def read_file(context: ToolContext, path: str) -> str:

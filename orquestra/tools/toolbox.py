@@ -16,10 +16,10 @@ from typing import Any
 
 import jsonschema
 
-from orquestra.exceptions import RegistryError
+from orquestra.exceptions import RegistryError, ToolError
 from orquestra.models.base import ToolCall, ToolSpec
 from orquestra.registry import ToolCard
-from orquestra.tools.context import QUOTED_CHARS, ToolContext, ToolError, quoted
+from orquestra.tools.context import QUOTED_CHARS, ToolContext, quoted
 from orquestra.tools.threads import run_in_thread
 
 PREVIEW_CHARS = 200
