@@ -57,6 +57,8 @@ class GoalReview:
     run: RunResult
     report: Callable[[AnswerCheck], None]
     """Hears each verdict on the answer's figure."""
+    notes: list[str] = field(default_factory=list)
+    """What the review did that the plan had not (a file written by an added task), for the run's reason."""
 
     async def missing_files(self, goal: str) -> str | None:
         """Write each file `goal` names that the workspace lacks; the reason the run fails when one stays missing."""
@@ -75,6 +77,9 @@ class GoalReview:
             await self.runner(task, inputs)
         except OrquestraError as error:  # its checks failed (no file written), a provider, the budget
             return f"the goal asks for {names}, which no task wrote, and writing it failed: {error}"
+        self.notes.append(
+            f"the goal asks for {names}, which no task wrote; task {task.id!r} added by the review wrote it"
+        )
         return None
 
     async def figure(self, model: Model, goal: str, answer: str) -> Review:

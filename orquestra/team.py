@@ -586,8 +586,8 @@ class AutoTeam:
         reviewed = await review.figure(model, goal, answer)
         if reviewed.failure is not None:
             self._end(outcome, RunStatus.FAILED, reviewed.failure)
-        elif reviewed.notes:
-            reason = "; ".join(filter(None, [outcome.run.reason, *reviewed.notes]))
+        elif review.notes or reviewed.notes:
+            reason = "; ".join(filter(None, [outcome.run.reason, *review.notes, *reviewed.notes]))
             outcome.run = dataclasses.replace(outcome.run, reason=reason)
         return reviewed.answer
 

@@ -230,6 +230,9 @@ async def test_a_file_the_goal_names_that_no_task_wrote_is_written_by_an_agent_t
     ).record()
     assert record["status"] == "succeeded" and record["checks_passed"] is True
     assert (tmp_path / "answer.txt").read_text() == "42"
+    assert record["reason"] == (
+        "the goal asks for answer.txt, which no task wrote; task 'write_files' added by the review wrote it"
+    )
 
 
 async def test_a_run_fails_naming_the_file_its_goal_asks_for_when_it_cannot_be_written(tmp_path):
