@@ -11,7 +11,6 @@ the row holding a reference and a preview (`orquestra.store_files`); reading a r
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import logging
 import sqlite3
@@ -19,11 +18,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from orquestra._home import store_path
@@ -47,6 +44,17 @@ from orquestra.exceptions import UnknownApproval as UnknownApproval
 from orquestra.exceptions import UnknownRun
 from orquestra.graph import Task, TaskGraph
 from orquestra.redaction import redact
+from orquestra.run_records import (
+    WAITING_STATUS,
+    ApprovalRecord,
+    EventRecord,
+    RunRecord,
+    StoredRun,
+    TaskRecord,
+    event_payload,
+    output_text,
+    to_jsonable,
+)
 from orquestra.store_files import INLINE_CHARS, TextFiles
 
 log = logging.getLogger(__name__)
@@ -106,124 +114,12 @@ CREATE TABLE IF NOT EXISTS approvals (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One run as the store keeps it."""
-
-    id: str
-    goal: str
-    status: str
-    """'running' until the run ends, then a `RunStatus` value."""
-    reason: str
-    """Why the run ended early, or which tasks failed."""
-    started_at: float
-    finished_at: float | None
-    model: str
-    """The default model of the run, when the caller said."""
-    usage: dict[str, Any] | None
-    """Requests, tokens and cost, once `RunStore.finish` recorded them."""
-    answer: str | None
-    graph: dict[str, Any] | None
-    """The graph as it stood last (patches included), as JSON data."""
-    tasks_done: int = 0
-    """Tasks that succeeded."""
-    tasks_total: int = 0
-    """Tasks in the graph as it stood last."""
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRecord:
-    """One task of a run, as it stood last."""
-
-    task_id: str
-    capability: str
-    agent: str
-    """The agent that ran it, when known (pinned in the graph, or given to `RunStore.finish`)."""
-    status: str
-    """A `TaskStatus` value."""
-    output: str | None
-    error: str | None
-    elapsed: float | None
-    """The task's own duration in seconds, from its start (`TaskStarted`) to its end; None if it never ran."""
-
-
-@dataclass(frozen=True, slots=True)
-class EventRecord:
-    """One event of a run's log."""
-
-    seq: int
-    """Position in the run's log, from 0."""
-    type: str
-    """The event's class name, e.g. 'TaskSucceeded'."""
-    at: float
-    payload: dict[str, Any]
-    """The event's fields other than `run_id` and `at`, as JSON data."""
-
-
-@dataclass(frozen=True, slots=True)
-class ApprovalRecord:
-    """A request for approval of one task, and its decision once made."""
-
-    run_id: str
-    task_id: str
-    instruction: str
-    """The instruction as planned."""
-    reasons: list[str]
-    requested_at: float
-    decision: Decision | None
-    decided_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRun:
-    """Everything the store holds about one run."""
-
-    run: RunRecord
-    tasks: list[TaskRecord]
-    events: list[EventRecord]
-
-
 _Summaries = list[RunRecord]
 
 
 def open_store(home: Path | None = None) -> RunStore:
     """Open (creating it if needed) the run store of `home`, the configured home folder by default."""
     return RunStore(store_path(home))
-
-
-def to_jsonable(value: Any) -> Any:
-    """`value` as JSON data: dataclasses field by field, pydantic models dumped, anything unknown as text."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, enum.Enum):
-        return to_jsonable(value.value)
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        # Not dataclasses.asdict: it deep-copies every field, pydantic graphs included, before we dump them.
-        return {field.name: to_jsonable(getattr(value, field.name)) for field in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(key): to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(item) for item in value]
-    return str(value)
-
-
-_WAITING_STATUS: dict[type[Event], str] = {TaskReady: "ready", ApprovalRequested: "awaiting approval"}
-
-
-def _payload(event: Event) -> dict[str, Any]:
-    return {
-        field.name: to_jsonable(getattr(event, field.name))
-        for field in dataclasses.fields(event)
-        if field.name not in ("run_id", "at")
-    }
-
-
-def _output_text(output: Any) -> str:
-    if isinstance(output, str):
-        return output
-    return json.dumps(to_jsonable(output), ensure_ascii=False)
 
 
 def _is_locked(error: BaseException) -> bool:
@@ -330,7 +226,7 @@ class RunStore:
         return record
 
     def _record(self, event: Event, seq: int, goal: str, model: str, started: dict[str, float]) -> None:
-        payload = json.dumps(self.texts.spill(event.run_id, _payload(event)), ensure_ascii=False)
+        payload = json.dumps(self.texts.spill(event.run_id, event_payload(event)), ensure_ascii=False)
         with self._write() as db:
             if isinstance(event, RunStarted):
                 db.execute(
@@ -354,14 +250,14 @@ class RunStore:
             case TaskReady(task_id=task_id) | TaskStarted(task_id=task_id) | ApprovalRequested(task_id=task_id):
                 if isinstance(event, TaskStarted):
                     started[task_id] = event.at
-                status = _WAITING_STATUS.get(type(event), "running")
+                status = WAITING_STATUS.get(type(event), "running")
                 db.execute(
                     "UPDATE tasks SET status = ? WHERE run_id = ? AND task_id = ?", (status, event.run_id, task_id)
                 )
             case TaskSucceeded(task_id=task_id, output=output, elapsed=elapsed):
                 reason = skip_reason(output)
                 if reason is None:
-                    text = self.texts.spill_text(event.run_id, _output_text(output))
+                    text = self.texts.spill_text(event.run_id, output_text(output))
                     db.execute(task_sql, ("succeeded", text, None, elapsed, event.run_id, task_id))
                 else:  # a manifest task whose run_if was false: it did not run, whatever the engine counts
                     db.execute(task_sql, ("skipped", None, f"skipped: {reason}", None, event.run_id, task_id))
@@ -643,6 +539,7 @@ def _run_record(row: tuple[Any, ...]) -> RunRecord:
 
 
 __all__ = [
+    "ApprovalRecord",
     "EventRecord",
     "RunRecord",
     "RunStore",
