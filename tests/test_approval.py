@@ -23,7 +23,7 @@ from orquestra.exceptions import PatchRefused, UserError
 from orquestra.graph import GraphPatch, Task, TaskGraph
 from orquestra.models import Message, ScriptedModel
 from orquestra.registry import AgentCard, Registry
-from orquestra.store import UnknownApproval, open_store
+from orquestra.store import open_store
 from orquestra.team import AutoTeam
 from tests.helpers import make_graph
 from tests.test_cli import assert_user_error, orquestra
@@ -202,20 +202,6 @@ async def test_the_policy_applies_to_planned_goals_through_the_agents_tools() ->
 
 
 # ---------------------------------------------------------------- the run store and `orquestra approve`
-
-
-def test_the_store_keeps_the_first_decision(tmp_path: Path) -> None:
-    with open_store(tmp_path) as store:
-        store.request_approval("run1", GRAPH["send"], ["the plan asks for approval"])
-        assert store.decision("run1", "send") is None
-        assert [a.task_id for a in store.approvals(pending=True)] == ["send"]
-        first = Decision.reject("no", by="cli")
-        assert store.decide("run1", "send", first) == first
-        assert store.decide("run1", "send", Decision.approve(by="repl")) == first
-        assert store.decision("run1", "send") == first
-        assert store.approvals(pending=True) == []
-        with pytest.raises(UnknownApproval, match="task 'other' of run run1 has not asked for approval"):
-            store.approval("run1", "other")
 
 
 async def test_a_run_waits_for_the_store_and_a_store_decision_wins(
