@@ -24,7 +24,7 @@ from orquestra.exceptions import ApprovalRejected
 from orquestra.graph import Task
 
 if TYPE_CHECKING:
-    from orquestra.store import RunStore
+    from orquestra.run_storage import RunStorage
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class ApprovalGate:
         assign: Callable[[Task], Assignment],
         run_id: str,
         approvers: Sequence[Approver] = (),
-        store: RunStore | None = None,
+        store: RunStorage | None = None,
         emit: Callable[[Event], None] | None = None,
     ) -> None:
         self.policy = policy

@@ -50,7 +50,8 @@ from orquestra.redaction import register_secret
 from orquestra.reflect import ReflectionMode, Reflector
 from orquestra.registry import Registry
 from orquestra.replanner import Replanner
-from orquestra.store import RunStore, open_store
+from orquestra.run_storage import RunStorage
+from orquestra.store import open_store
 from orquestra.synthesis import synthesize, unanswered
 
 
@@ -118,8 +119,9 @@ class AutoTeam:
         models: further `Model` instances by model string, e.g. for agent cards that name them.
         memory: long-term memory of runs: a `Memory`, False for none, or None for the Chroma memory under
             the home folder (opened on first use and closed at the end of each run; a broken one only warns).
-        store: the run history: a `RunStore`, False for none, or None for the SQLite store under the home
-            folder (opened on first use and closed at the end of each run).
+        store: the run history: any `RunStorage` (the SQLite `RunStore`, an `InMemoryRunStore`...), False
+            for none, or None for the SQLite store under the home folder (opened on first use and closed at
+            the end of each run).
         planner_model: the planning (and replanning) model, when it should differ.
         budget: limits of tokens, cost and time per run (the config file's by default).
         reflection: when the model judges the run (deterministic checks always run).
@@ -155,7 +157,7 @@ class AutoTeam:
         planner_model: str | None = None,
         models: Mapping[str, Model] | None = None,
         memory: Memory | bool | None = None,
-        store: RunStore | bool | None = None,
+        store: RunStorage | bool | None = None,
         budget: Budget | None = None,
         reflection: ReflectionMode | str = ReflectionMode.FAILURE,
         max_replans: int = 3,
@@ -183,7 +185,7 @@ class AutoTeam:
         self._memory: Memory | None = memory if isinstance(memory, Memory) else None
         if memory is False:
             self._memory = DisabledMemory()
-        self._store: RunStore | None = store if isinstance(store, RunStore) else None
+        self._store: RunStorage | None = None if store is None or isinstance(store, bool) else store
         self._keep_history = store is not False
         # What the team opens itself it closes at the end of each run; what it was given is the caller's.
         self._owns_store = store is None or store is True
@@ -211,7 +213,7 @@ class AutoTeam:
         return self._memory
 
     @property
-    def store(self) -> RunStore | None:
+    def store(self) -> RunStorage | None:
         """The run history, opened on first use; None when switched off."""
         if self._store is None and self._keep_history:
             self._store = open_store(self.settings.home)

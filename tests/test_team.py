@@ -8,7 +8,9 @@ import pytest
 from orquestra import RunStatus
 from orquestra.config import load_settings
 from orquestra.exceptions import ModelConfigError, UserError
+from orquestra.memory_run_store import InMemoryRunStore
 from orquestra.models import Message, ModelResponse, ScriptedModel, ToolCall
+from orquestra.store import store_path
 from orquestra.team import AutoTeam
 
 PLAN = {
@@ -64,6 +66,22 @@ async def test_plan_run_and_answer_a_goal_end_to_end(team):
     assert result.task_usage["total"].requests == 2
     assert result.plan is not None and result.plan.repairs == []
     assert result.workspace is not None and result.workspace.name == result.run.run_id
+
+
+async def test_a_team_records_its_run_in_any_run_store():
+    store = InMemoryRunStore()
+    team = AutoTeam(model=ScriptedModel(team_brain, name="brain"), memory=False, store=store)
+    result = await team.arun("How much do our widgets cost in total?")
+    team.close()  # closing the store it was given forgets nothing an in-memory store holds
+
+    stored = store.get(result.run.run_id)
+    assert (stored.run.goal, stored.run.status) == ("How much do our widgets cost in total?", "succeeded")
+    assert stored.run.answer == result.answer and stored.run.usage is not None
+    assert stored.run.usage["requests"] == 6
+    assert {task.task_id: task.output for task in stored.tasks} == result.outputs
+    types = [event.type for event in stored.events]
+    assert types[0] == "RunStarted" and "RunFinished" in types  # the answer's events come after it
+    assert not store_path(team.settings.home).exists()  # nothing went to the SQLite store under the home
 
 
 async def test_a_one_task_plan_needs_no_synthesis(tmp_path):
