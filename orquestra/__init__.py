@@ -3,65 +3,49 @@
 A planner writes a task graph, a dispatcher gives each task to the best agent of a registry, and an engine
 runs the graph with independent tasks in parallel.
 
+The top level holds what a program needs to run a team, a graph or a manifest; the rest lives in the
+documented submodules: `orquestra.exceptions` (every error), `orquestra.events` (every event),
+`orquestra.engine` (`RetryPolicy`, `Execution`, `RunResult`, `TaskStatus`), `orquestra.registry` (the
+cards), `orquestra.dispatch`, `orquestra.approval`, `orquestra.reflect`, `orquestra.manifest` and
+`orquestra.models`.
+
 The public names are imported on first use (PEP 562), so that ``import orquestra`` and the command line's
 start stay fast: the team stack pulls in the provider SDKs.
 """
 
-from __future__ import annotations
+import typing as _typing
 
-from typing import TYPE_CHECKING
+from orquestra._lazy_names import lazy_getattr as _lazy_getattr
 
-from orquestra.lazy_names import lazy_getattr
-
-if TYPE_CHECKING:
-    from orquestra.approval import ApprovalPolicy, ApprovalRequest, Decision
+if _typing.TYPE_CHECKING:
+    from orquestra.approval import ApprovalPolicy, Decision
     from orquestra.budget import Budget
-    from orquestra.dispatch import Assignment, Dispatcher
-    from orquestra.engine import Engine, Execution, RetryPolicy, RunResult, RunStatus, TaskStatus
-    from orquestra.exceptions import (
-        ApprovalRejected,
-        BudgetExceeded,
-        GraphError,
-        ModelError,
-        OrquestraError,
-        PatchRefused,
-        RegistryError,
-        TransientError,
-        UserError,
-    )
+    from orquestra.engine import Engine, RunStatus
+    from orquestra.events import Event
+    from orquestra.exceptions import OrquestraError, UserError
     from orquestra.graph import GraphPatch, Task, TaskGraph
-    from orquestra.reflect import ReflectionMode
-    from orquestra.registry import AgentCard, Registry, ToolCard
+    from orquestra.manifest import apply_manifest, load_manifest
+    from orquestra.registry import Registry
     from orquestra.team import AutoTeam, TeamResult
 
 __version__ = "0.1.0"
 
 _MODULES = {
-    "approval": ("ApprovalPolicy", "ApprovalRequest", "Decision"),
+    "approval": ("ApprovalPolicy", "Decision"),
     "budget": ("Budget",),
-    "dispatch": ("Assignment", "Dispatcher"),
-    "engine": ("Engine", "Execution", "RetryPolicy", "RunResult", "RunStatus", "TaskStatus"),
-    "exceptions": (
-        "ApprovalRejected",
-        "BudgetExceeded",
-        "GraphError",
-        "ModelError",
-        "OrquestraError",
-        "PatchRefused",
-        "RegistryError",
-        "TransientError",
-        "UserError",
-    ),
+    "engine": ("Engine", "RunStatus"),
+    "events": ("Event",),
+    "exceptions": ("OrquestraError", "UserError"),
     "graph": ("GraphPatch", "Task", "TaskGraph"),
-    "reflect": ("ReflectionMode",),
-    "registry": ("AgentCard", "Registry", "ToolCard"),
+    "manifest": ("apply_manifest", "load_manifest"),
+    "registry": ("Registry",),
     "team": ("AutoTeam", "TeamResult"),
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}
 """The module that defines each public name."""
 
 
-__getattr__ = lazy_getattr("orquestra", _HOME, globals())
+__getattr__ = _lazy_getattr("orquestra", _HOME, globals())
 
 
 def __dir__() -> list[str]:
@@ -69,35 +53,21 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "AgentCard",
     "ApprovalPolicy",
-    "ApprovalRejected",
-    "ApprovalRequest",
-    "Assignment",
     "AutoTeam",
     "Budget",
-    "BudgetExceeded",
     "Decision",
-    "Dispatcher",
     "Engine",
-    "Execution",
-    "GraphError",
+    "Event",
     "GraphPatch",
-    "ModelError",
     "OrquestraError",
-    "PatchRefused",
-    "ReflectionMode",
     "Registry",
-    "RegistryError",
-    "RetryPolicy",
-    "RunResult",
     "RunStatus",
     "Task",
     "TaskGraph",
-    "TaskStatus",
     "TeamResult",
-    "ToolCard",
-    "TransientError",
     "UserError",
     "__version__",
+    "apply_manifest",
+    "load_manifest",
 ]

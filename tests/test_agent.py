@@ -4,8 +4,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from orquestra import Dispatcher, Registry, Task
+from orquestra import Registry, Task
 from orquestra.agent import AgentRunner
+from orquestra.dispatch import Dispatcher
 from orquestra.events import AgentFallback, Event, ToolCalled
 from orquestra.exceptions import ContextLengthExceeded, ModelConfigError, ModelError, ModelUnavailable
 from orquestra.models import Message, Model, ModelResponse, ScriptedModel, ToolCall

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import pytest
 from pydantic import ValidationError
 
-from orquestra import Dispatcher, Registry, Task
+from orquestra import Registry, Task
 from orquestra.agent import AgentRunner
 from orquestra.checks import Attempt, CheckSpec, ToolResult, promised_files, run_checks, states_number
+from orquestra.dispatch import Dispatcher
 from orquestra.events import Event, ResultChecked, ToolCalled
 from orquestra.exceptions import ModelError
 from orquestra.models import Message, Model, ModelResponse, ScriptedModel, ToolCall

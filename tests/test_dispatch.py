@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from orquestra import Dispatcher, GraphError, Registry, Task
-from orquestra.exceptions import DispatchError
+from orquestra import Registry, Task
+from orquestra.dispatch import Dispatcher
+from orquestra.exceptions import DispatchError, GraphError
 from orquestra.registry import AgentCard
 
 from .helpers import make_graph

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from orquestra import Engine, GraphPatch, PatchRefused, RetryPolicy, RunStatus, Task, TaskStatus, TransientError
-from orquestra.engine import TaskTimeout
+from orquestra import Engine, GraphPatch, RunStatus, Task
+from orquestra.engine import RetryPolicy, TaskStatus, TaskTimeout
 from orquestra.events import (
     Event,
     GraphPatched,
@@ -20,6 +20,7 @@ from orquestra.events import (
     TaskStarted,
     TaskSucceeded,
 )
+from orquestra.exceptions import PatchRefused, TransientError
 
 from .helpers import make_graph
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from orquestra import Engine, GraphPatch, PatchRefused, Task, TaskGraph, TaskStatus
+from orquestra import Engine, GraphPatch, Task, TaskGraph
 from orquestra.budget_meter import BudgetMeter
-from orquestra.engine import Execution
+from orquestra.engine import Execution, TaskStatus
 from orquestra.events import Event, TaskFailed
-from orquestra.exceptions import ApprovalRejected, Refused
+from orquestra.exceptions import ApprovalRejected, PatchRefused, Refused
 from orquestra.loop import DynamicLoop
 from orquestra.models import Message, Model, ModelResponse, Usage
 from orquestra.reflect import Reflector

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from orquestra import GraphError, GraphPatch, PatchRefused, Task, TaskGraph
+from orquestra import GraphPatch, Task, TaskGraph
+from orquestra.exceptions import GraphError, PatchRefused
 from orquestra.graph import MAX_TASKS
 
 from .helpers import make_graph

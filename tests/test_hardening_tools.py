@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from orquestra import Dispatcher, Registry, Task, TaskGraph
+from orquestra import Registry, Task, TaskGraph
 from orquestra.agent import AgentRunner
 from orquestra.cli_runs import runs_app
+from orquestra.dispatch import Dispatcher
 from orquestra.engine import Engine, RetryPolicy, RunStatus
 from orquestra.events import Event, TaskFailed, TaskSucceeded, ToolCalled
 from orquestra.models import Message, ModelResponse, ScriptedModel, ToolCall

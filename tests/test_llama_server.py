@@ -15,8 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from orquestra import Dispatcher, Registry, Task
+from orquestra import Registry, Task
 from orquestra.agent import AgentRunner
+from orquestra.dispatch import Dispatcher
 from orquestra.events import Event, ResultChecked, ToolCalled
 from orquestra.exceptions import ModelError
 from orquestra.models.openai import OpenAIModel

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from orquestra import Registry, RunStatus, TaskStatus
+from orquestra import Registry, RunStatus
 from orquestra.budget import Budget
+from orquestra.engine import TaskStatus
 from orquestra.events import Event, Reflected, Replanned
 from orquestra.exceptions import ModelError, UserError
 from orquestra.models import Message, Model, ModelResponse, ScriptedModel

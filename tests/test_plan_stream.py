@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from orquestra import Registry, RunStatus, TaskStatus
+from orquestra import Registry, RunStatus
 from orquestra.approval import ApprovalPolicy, ApprovalRequest, Decision
+from orquestra.engine import TaskStatus
 from orquestra.events import (
     ApprovalDecided,
     Event,

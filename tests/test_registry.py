@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from orquestra import Registry, RegistryError
+from orquestra import Registry
+from orquestra.exceptions import RegistryError
 
 
 def write(folder: Path, relative: str, text: str) -> Path:

@@ -1,5 +1,6 @@
-"""The command line starts light: `import orquestra.cli` and `orquestra --help` import no provider SDK, no
-vector store, no embedded model and none of the commands of other modules, which load when they run."""
+"""The package and the command line start light: `import orquestra`, `import orquestra.cli` and `orquestra --help`
+import no provider SDK, no vector store, no embedded model and none of the commands of other modules, which load
+when they run."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-from functools import cache
 
 import pytest
 
@@ -41,15 +41,16 @@ def top_level(modules: set[str]) -> set[str]:
     return {name.partition(".")[0] for name in modules}
 
 
-@cache
-def test_importing_the_cli_imports_no_heavy_library_and_no_other_command() -> None:
-    modules, _ = modules_after("import orquestra.cli")
+@pytest.mark.parametrize("code", ["import orquestra", "import orquestra.cli"])
+def test_importing_the_package_or_the_cli_imports_no_heavy_library_and_no_other_command(code: str) -> None:
+    modules, _ = modules_after(code)
     assert not top_level(modules) & set(HEAVY)
     assert not modules & {*LAZY_MODULES, "orquestra.team", "orquestra.memory", "orquestra.embeddings"}
 
 
-def test_importing_the_cli_imports_no_provider_sdk() -> None:
-    modules, _ = modules_after("import orquestra.cli")
+@pytest.mark.parametrize("code", ["import orquestra", "import orquestra.cli"])
+def test_importing_the_package_or_the_cli_imports_no_provider_sdk(code: str) -> None:
+    modules, _ = modules_after(code)
     assert not top_level(modules) & set(PROVIDER_SDKS)
 
 

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orquestra._lazy_names import lazy_getattr
 from orquestra.exceptions import ModelConfigError
-from orquestra.lazy_names import lazy_getattr
 
 if TYPE_CHECKING:
     from orquestra.config import Settings
