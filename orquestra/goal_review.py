@@ -26,7 +26,7 @@ from orquestra.answer_check import AnswerCheck, check_answer
 from orquestra.checks import find_in_workspace, promised_files, states_number
 from orquestra.engine import RunResult
 from orquestra.exceptions import OrquestraError
-from orquestra.graph import Task
+from orquestra.graph import Task, numbered_id
 from orquestra.models import Model
 from orquestra.registry import AgentCard, Registry
 
@@ -70,9 +70,13 @@ class GoalReview:
         if writer is None:
             return f"the goal asks for {names}, which no task wrote, and no agent may write files"
         instruction = f"Write {names} as the overall goal asks, from the results below."
-        task = Task(id=self._free_id("write_files"), instruction=instruction, capability=writer.capabilities[0])
-        task = task.model_copy(update={"agent": writer.name})
-        inputs = {task_id: self.run.outputs[task_id] for task_id in self._final_tasks()}
+        task = Task(
+            id=self._free_id("write_files"),
+            instruction=instruction,
+            capability=writer.capabilities[0],
+            agent=writer.name,
+        )
+        inputs = {t.id: self.run.outputs[t.id] for t in self.run.graph.sinks() if t.id in self.run.finished}
         try:
             await self.runner(task, inputs)
         except OrquestraError as error:  # its checks failed (no file written), a provider, the budget
@@ -117,9 +121,11 @@ class GoalReview:
         agent = self._agent_with(COMPUTES, self._run_agents(), only_these=True)
         if agent is None:
             return None
-        task = Task(id=self._free_id("worked_again"), instruction=goal, capability=agent.capabilities[0])
+        task = Task(
+            id=self._free_id("worked_again"), instruction=goal, capability=agent.capabilities[0], agent=agent.name
+        )
         try:
-            output = await self.runner(task.model_copy(update={"agent": agent.name}), {})
+            output = await self.runner(task, {})
         except OrquestraError:  # the agent failed its checks, a provider, the budget: nothing confirms the figure
             return None
         return output if states_number(output, value) else None
@@ -155,16 +161,7 @@ class GoalReview:
                 return card
         return None
 
-    def _final_tasks(self) -> list[str]:
-        """The finished tasks no other task depends on: the run's final results."""
-        graph = self.run.graph
-        return [task.id for task in graph.tasks if not graph.dependents[task.id] and task.id in self.run.finished]
-
     def _free_id(self, stem: str) -> str:
         """`stem`, or `stem_2`, `stem_3`...: an id no task of the run has."""
-        taken = {task.id for task in self.run.graph.tasks}
-        task_id, number = stem, 1
-        while task_id in taken:
-            number += 1
-            task_id = f"{stem}_{number}"
-        return task_id
+        taken = self.run.graph.by_id
+        return stem if stem not in taken else numbered_id(stem, taken)

@@ -109,6 +109,10 @@ class TaskGraph(BaseModel):
         """Tasks with no dependencies."""
         return [task for task in self.tasks if not task.depends_on]
 
+    def sinks(self) -> list[Task]:
+        """Tasks no other task depends on: the graph's final results."""
+        return [task for task in self.tasks if not self.dependents[task.id]]
+
     def ready(self, finished: Collection[str]) -> list[Task]:
         """Tasks not yet finished whose dependencies have all finished, in graph order."""
         return [
@@ -230,6 +234,14 @@ class GraphPatch(BaseModel):
     def is_empty(self) -> bool:
         """True when the patch changes nothing."""
         return not (self.add or self.remove or self.replace or self.rewire)
+
+
+def numbered_id(task_id: str, taken: Collection[str]) -> str:
+    """`task_id` numbered past every id in `taken`: 'total' -> 'total_2' (or 'total_3', ...)."""
+    number = 2
+    while f"{task_id}_{number}" in taken:
+        number += 1
+    return f"{task_id}_{number}"
 
 
 def _rebuild(tasks: Iterable[Task]) -> TaskGraph:

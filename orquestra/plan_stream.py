@@ -47,7 +47,7 @@ from pydantic import ValidationError
 
 from orquestra.engine import OPEN, Execution, Gate, RunStatus, TaskStatus, _describe
 from orquestra.exceptions import BudgetExceeded, GraphError, UserError, describe_validation_error
-from orquestra.graph import GraphPatch, Task, TaskGraph
+from orquestra.graph import GraphPatch, Task, TaskGraph, numbered_id
 from orquestra.planner import ID_PATTERN, PlannedTask, PlanResult
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ def reconcile(running: TaskGraph, statuses: Mapping[str, TaskStatus], final: Tas
         elif _same(current, task):
             continue  # it has started, and the final plan says the same in other words
         else:
-            free = _free_id(task_id, taken)
+            free = numbered_id(task_id, taken)
             taken.add(free)
             renamed[task_id] = free
             add.append(task.model_copy(update={"id": free}))
@@ -287,13 +287,6 @@ def _same(current: Task, final: Task) -> bool:
         and current.instruction.strip() == final.instruction.strip()
         and current.agent == final.agent
     )
-
-
-def _free_id(task_id: str, taken: Collection[str]) -> str:
-    suffix = 2
-    while f"{task_id}_{suffix}" in taken:
-        suffix += 1
-    return f"{task_id}_{suffix}"
 
 
 __all__ = ["PlanStream", "reconcile"]

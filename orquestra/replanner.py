@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, create_model, model_validator
 from orquestra.engine import TaskStatus, frozen_ids
 from orquestra.exceptions import GraphError, InvalidOutput
 from orquestra.exceptions import ReplanError as ReplanError
-from orquestra.graph import GraphPatch, Task, TaskGraph
+from orquestra.graph import GraphPatch, Task, TaskGraph, numbered_id
 from orquestra.models import Message, Model, Usage
 from orquestra.planner import PlannedTask
 from orquestra.prompts import render
@@ -129,10 +129,7 @@ def _fresh_ids(ids: Sequence[Any], taken: Collection[str]) -> dict[str, str]:
     fresh: dict[str, str] = {}
     used = set(taken)
     for task_id in dict.fromkeys(task_id for task_id in ids if isinstance(task_id, str)):
-        number = 2
-        while f"{task_id}_{number}" in used:
-            number += 1
-        fresh[task_id] = f"{task_id}_{number}"
+        fresh[task_id] = numbered_id(task_id, used)
         used.add(fresh[task_id])
     return fresh
 

@@ -53,7 +53,7 @@ async def synthesize(model: Model, goal: str, run: RunResult) -> str:
         return unanswered(str(error), run)
     if not answer_problems(response.text, outputs, goal):
         return response.text + _not_done(run, missing)
-    sinks = {task_id: outputs[task_id] for task_id in _sinks(run) if task_id in outputs} or outputs
+    sinks = {task.id: outputs[task.id] for task in run.graph.sinks() if task.id in outputs} or outputs
     quoted = "The results, as the tasks gave them (a written answer changed their figures):\n\n" + _quoted(sinks)
     return quoted + _not_done(run, missing)
 
@@ -132,10 +132,6 @@ def unfaithful_figures(answer: str, outputs: dict[str, str], goal: str) -> list[
                 where = f"cited from {', '.join(cited)}" if cited else "in no result"
                 wrong.append(f"{figure:g} ({where})")
     return wrong
-
-
-def _sinks(run: RunResult) -> list[str]:
-    return [task.id for task in run.graph.tasks if not run.graph.dependents[task.id]]
 
 
 def _quoted(chosen: dict[str, str]) -> str:
