@@ -20,33 +20,18 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from orquestra.approval import Decision
-from orquestra.console import skip_reason
-from orquestra.events import (
-    ApprovalRequested,
-    Event,
-    GraphPatched,
-    ResultChecked,
-    RunFinished,
-    RunStarted,
-    TaskCancelled,
-    TaskFailed,
-    TaskReady,
-    TaskSkipped,
-    TaskStarted,
-    TaskSucceeded,
-)
+from orquestra.events import Event, GraphPatched, RunFinished, RunStarted
 from orquestra.exceptions import UnknownApproval, UnknownRun
 from orquestra.graph import Task, TaskGraph
 from orquestra.redaction import redact
 from orquestra.run_records import (
-    WAITING_STATUS,
     ApprovalRecord,
     EventRecord,
     RunRecord,
     StoredRun,
     TaskRecord,
     event_payload,
-    output_text,
+    task_change,
     to_jsonable,
 )
 from orquestra.store import MIN_PREFIX
@@ -162,7 +147,7 @@ class InMemoryRunStore:
     def _update(self, event: Event, started: dict[str, float]) -> None:
         """Bring the run and its tasks up to date with `event`; `started` holds the tasks' start times."""
         records = self._records
-        change = _task_change(event, started)
+        change = task_change(event, started)
         if change is not None:
             task_id, fields = change
             task = records.tasks.get(event.run_id, {}).get(task_id)
@@ -353,38 +338,6 @@ class InMemoryRunStore:
             tasks_done=sum(task.status == "succeeded" for task in tasks),
             tasks_total=len(tasks),
         )
-
-
-def _task_change(event: Event, started: dict[str, float]) -> tuple[str, dict[str, Any]] | None:
-    """The task `event` changes and its new fields (the SQLite store's UPDATE of it); None if it changes none."""
-    match event:
-        case TaskReady(task_id=task_id) | TaskStarted(task_id=task_id) | ApprovalRequested(task_id=task_id):
-            if isinstance(event, TaskStarted):
-                started[task_id] = event.at
-            return task_id, {"status": WAITING_STATUS.get(type(event), "running")}
-        case TaskSucceeded(task_id=task_id, output=output, elapsed=elapsed):
-            reason = skip_reason(output)
-            if reason is None:
-                return task_id, _settled("succeeded", output_text(output), None, elapsed)
-            # A manifest task whose run_if was false: it did not run, whatever the engine counts.
-            return task_id, _settled("skipped", None, f"skipped: {reason}", None)
-        case TaskFailed(task_id=task_id, error=error, elapsed=elapsed):
-            ran = elapsed if task_id in started else None  # refused before it started: it took no time
-            return task_id, _settled("failed", None, error, ran)
-        case TaskSkipped(task_id=task_id, because=because):
-            return task_id, _settled("skipped", None, f"skipped: task '{because}' did not succeed", None)
-        case TaskCancelled(task_id=task_id):
-            since = started.get(task_id)
-            return task_id, _settled("cancelled", None, None, event.at - since if since is not None else None)
-        case ResultChecked(task_id=task_id, agent=agent) if agent:
-            # The agent that answered (a fallback agent, perhaps), not only the one first assigned.
-            return task_id, {"agent": agent}
-        case _:
-            return None
-
-
-def _settled(status: str, output: str | None, error: str | None, elapsed: float | None) -> dict[str, Any]:
-    return {"status": status, "output": output, "error": error, "elapsed": elapsed}
 
 
 def _redacted_decision(decision: Decision) -> Decision:

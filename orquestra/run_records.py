@@ -15,7 +15,18 @@ from typing import Any
 from pydantic import BaseModel
 
 from orquestra.approval import Decision
-from orquestra.events import ApprovalRequested, Event, TaskReady
+from orquestra.console import skip_reason
+from orquestra.events import (
+    ApprovalRequested,
+    Event,
+    ResultChecked,
+    TaskCancelled,
+    TaskFailed,
+    TaskReady,
+    TaskSkipped,
+    TaskStarted,
+    TaskSucceeded,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +144,41 @@ def output_text(output: Any) -> str:
     return json.dumps(to_jsonable(output), ensure_ascii=False)
 
 
+def task_change(event: Event, started: dict[str, float]) -> tuple[str, dict[str, Any]] | None:
+    """The task `event` changes and its new fields, as every run store records them; None if it changes none.
+
+    `started` holds the tasks' start times, which this keeps up to date.
+    """
+    match event:
+        case TaskReady(task_id=task_id) | TaskStarted(task_id=task_id) | ApprovalRequested(task_id=task_id):
+            if isinstance(event, TaskStarted):
+                started[task_id] = event.at
+            return task_id, {"status": WAITING_STATUS.get(type(event), "running")}
+        case TaskSucceeded(task_id=task_id, output=output, elapsed=elapsed):
+            reason = skip_reason(output)
+            if reason is None:
+                return task_id, _settled("succeeded", output_text(output), None, elapsed)
+            # A manifest task whose run_if was false: it did not run, whatever the engine counts.
+            return task_id, _settled("skipped", None, f"skipped: {reason}", None)
+        case TaskFailed(task_id=task_id, error=error, elapsed=elapsed):
+            ran = elapsed if task_id in started else None  # refused before it started: it took no time
+            return task_id, _settled("failed", None, error, ran)
+        case TaskSkipped(task_id=task_id, because=because):
+            return task_id, _settled("skipped", None, f"skipped: task '{because}' did not succeed", None)
+        case TaskCancelled(task_id=task_id):
+            since = started.get(task_id)
+            return task_id, _settled("cancelled", None, None, event.at - since if since is not None else None)
+        case ResultChecked(task_id=task_id, agent=agent) if agent:
+            # The agent that answered (a fallback agent, perhaps), not only the one first assigned.
+            return task_id, {"agent": agent}
+        case _:
+            return None
+
+
+def _settled(status: str, output: str | None, error: str | None, elapsed: float | None) -> dict[str, Any]:
+    return {"status": status, "output": output, "error": error, "elapsed": elapsed}
+
+
 __all__ = [
     "WAITING_STATUS",
     "ApprovalRecord",
@@ -142,5 +188,6 @@ __all__ = [
     "TaskRecord",
     "event_payload",
     "output_text",
+    "task_change",
     "to_jsonable",
 ]

@@ -25,34 +25,24 @@ from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_ex
 
 from orquestra._home import store_path
 from orquestra.approval import Decision
-from orquestra.console import skip_reason
 from orquestra.events import (
-    ApprovalRequested,
     Event,
     GraphPatched,
-    ResultChecked,
     RunFinished,
     RunStarted,
-    TaskCancelled,
-    TaskFailed,
-    TaskReady,
-    TaskSkipped,
-    TaskStarted,
-    TaskSucceeded,
 )
 from orquestra.exceptions import UnknownApproval as UnknownApproval
 from orquestra.exceptions import UnknownRun
 from orquestra.graph import Task, TaskGraph
 from orquestra.redaction import redact
 from orquestra.run_records import (
-    WAITING_STATUS,
     ApprovalRecord,
     EventRecord,
     RunRecord,
     StoredRun,
     TaskRecord,
     event_payload,
-    output_text,
+    task_change,
     to_jsonable,
 )
 from orquestra.store_files import INLINE_CHARS, TextFiles
@@ -245,37 +235,17 @@ class RunStore:
 
     def _update(self, db: _RedactingWriter, event: Event, started: dict[str, float]) -> None:
         """Bring the runs and tasks tables up to date with `event`; `started` holds the tasks' start times."""
-        task_sql = "UPDATE tasks SET status = ?, output = ?, error = ?, elapsed = ? WHERE run_id = ? AND task_id = ?"
+        change = task_change(event, started)
+        if change is not None:
+            task_id, fields = change
+            if fields.get("output") is not None:
+                fields["output"] = self.texts.spill_text(event.run_id, fields["output"])
+            columns = ", ".join(f"{name} = ?" for name in fields)  # names from `task_change`, never from data
+            db.execute(
+                f"UPDATE tasks SET {columns} WHERE run_id = ? AND task_id = ?",
+                (*fields.values(), event.run_id, task_id),
+            )
         match event:
-            case TaskReady(task_id=task_id) | TaskStarted(task_id=task_id) | ApprovalRequested(task_id=task_id):
-                if isinstance(event, TaskStarted):
-                    started[task_id] = event.at
-                status = WAITING_STATUS.get(type(event), "running")
-                db.execute(
-                    "UPDATE tasks SET status = ? WHERE run_id = ? AND task_id = ?", (status, event.run_id, task_id)
-                )
-            case TaskSucceeded(task_id=task_id, output=output, elapsed=elapsed):
-                reason = skip_reason(output)
-                if reason is None:
-                    text = self.texts.spill_text(event.run_id, output_text(output))
-                    db.execute(task_sql, ("succeeded", text, None, elapsed, event.run_id, task_id))
-                else:  # a manifest task whose run_if was false: it did not run, whatever the engine counts
-                    db.execute(task_sql, ("skipped", None, f"skipped: {reason}", None, event.run_id, task_id))
-            case TaskFailed(task_id=task_id, error=error, elapsed=elapsed):
-                ran = elapsed if task_id in started else None  # refused before it started: it took no time
-                db.execute(task_sql, ("failed", None, error, ran, event.run_id, task_id))
-            case TaskSkipped(task_id=task_id, because=because):
-                skipped = f"skipped: task '{because}' did not succeed"
-                db.execute(task_sql, ("skipped", None, skipped, None, event.run_id, task_id))
-            case TaskCancelled(task_id=task_id):
-                since = started.get(task_id)
-                ran = event.at - since if since is not None else None
-                db.execute(task_sql, ("cancelled", None, None, ran, event.run_id, task_id))
-            case ResultChecked(task_id=task_id, agent=agent) if agent:
-                # The agent that answered (a fallback agent, perhaps), not only the one first assigned.
-                db.execute(
-                    "UPDATE tasks SET agent = ? WHERE run_id = ? AND task_id = ?", (agent, event.run_id, task_id)
-                )
             case GraphPatched(graph=graph):
                 db.execute("UPDATE runs SET graph = ? WHERE id = ?", (graph.model_dump_json(), event.run_id))
                 self._sync_tasks(db, event.run_id, graph)
