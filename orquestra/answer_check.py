@@ -98,8 +98,9 @@ def _evaluate(expression: str) -> str | None:
         text = calculate(ToolContext(Path()), expression)  # the calculator touches no file
     except ToolError:
         return None
+    number = text.split(" ", 1)[0]  # `12000 second`: a quantity's unit follows its number
     try:
-        float(text)
+        float(number)
     except ValueError:
         return None
-    return text
+    return number

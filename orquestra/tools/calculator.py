@@ -5,6 +5,9 @@ so the calculator refuses, before it starts, any step whose result would be too 
 Numbers have at most `MAX_DIGITS` digits, `factorial` and `round` take arguments that keep them there, an
 expression has at most `MAX_EXPRESSION_CHARS` characters, and text is not a value at all (so there is no
 string repetition or formatting to blow up). Each refusal is a `ToolError` whose message goes to the model.
+
+Quantities may carry units (`(3 hours + 20 minutes) in seconds`; see `orquestra.tools.units`): an
+expression that names a word the calculator does not know is read with unit names.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from simpleeval import DEFAULT_OPERATORS, InvalidExpression, SimpleEval
+from simpleeval import DEFAULT_OPERATORS, InvalidExpression, NameNotDefined, SimpleEval
 
 from orquestra.exceptions import ToolError
+from orquestra.tools import units
 from orquestra.tools.context import ToolContext, quoted
 
 MAX_DIGITS = 4_300
@@ -54,11 +58,15 @@ def _power(base: Any, exponent: Any) -> Any:
 
 def _product(left: Any, right: Any) -> Any:
     """`left * right`, unless the product is a whole number too long to compute quickly."""
+    _bound_product(left, right)
+    return operator.mul(left, right)
+
+
+def _bound_product(left: Any, right: Any) -> None:
     if isinstance(left, int) and isinstance(right, int):
         bits = left.bit_length() + right.bit_length()
         if _digits(bits) > MAX_DIGITS:
             raise _refuse("the product", bits)
-    return operator.mul(left, right)
 
 
 def _left_shift(value: Any, shift: Any) -> Any:
@@ -93,12 +101,33 @@ def _short(number: int) -> str:
     return f"a number of about {_digits(number.bit_length())} digits"
 
 
+def _unit_power(base: Any, exponent: Any) -> Any:
+    """`base ** exponent` where `base` may carry a unit: a unit only to a small power."""
+    if units.is_quantity(base) or units.is_unit(base):
+        if isinstance(exponent, int | float) and abs(exponent) > units.MAX_UNIT_POWER:
+            raise _TooLarge(f"a unit to the power {exponent}: the calculator takes at most {units.MAX_UNIT_POWER}")
+        magnitude = getattr(base, "magnitude", 1)
+        _power(magnitude, exponent)  # refuses a magnitude too large, as for a plain number
+    return _power(base, exponent)
+
+
+def _unit_product(left: Any, right: Any) -> Any:
+    """`left * right` where a plain number times a unit is that quantity (also 77 degF, which has an offset)."""
+    if isinstance(left, int | float) and units.is_unit(right):
+        return units.quantity(left, right)
+    if isinstance(right, int | float) and units.is_unit(left):
+        return units.quantity(right, left)
+    _bound_product(getattr(left, "magnitude", left), getattr(right, "magnitude", right))
+    return operator.mul(left, right)
+
+
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     name: getattr(math, name) for name in ("sqrt", "log", "log10", "log2", "exp", "sin", "cos", "tan", "floor", "ceil")
 } | {"factorial": _factorial, "abs": abs, "round": _round, "min": min, "max": max}
 
 # A right shift only makes a number smaller: simpleeval's own bound on it (no base above 1e308) is not needed.
 _OPERATORS = DEFAULT_OPERATORS | {
+    ast.Add: operator.add,  # simpleeval's own bounds the length of text and lists, which are not values here
     ast.Pow: _power,
     ast.Mult: _product,
     ast.LShift: _left_shift,
@@ -110,11 +139,37 @@ _OPERATORS = DEFAULT_OPERATORS | {
 _ARITHMETIC = (ast.Name, ast.UnaryOp, ast.BinOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call, ast.keyword)
 
 
-def _evaluator() -> SimpleEval:
+_CONSTANTS = {"pi": math.pi, "e": math.e}
+_UNIT_OPERATORS = _OPERATORS | {ast.Pow: _unit_power, ast.Mult: _unit_product}
+_KNOWN_WORDS = set(_FUNCTIONS) | set(_CONSTANTS) | {"if", "else", "and", "or", "not", "True", "False"}
+
+
+def _evaluator(with_units: bool) -> SimpleEval:
     """A fresh evaluator: calls run in threads, possibly at once, and an evaluator keeps per-call state."""
-    evaluator = SimpleEval(operators=_OPERATORS, functions=_FUNCTIONS, names={"pi": math.pi, "e": math.e})
+    if with_units:
+        evaluator = SimpleEval(operators=_UNIT_OPERATORS, functions=_FUNCTIONS, names=_name_or_unit)
+    else:
+        evaluator = SimpleEval(operators=_OPERATORS, functions=_FUNCTIONS, names=_CONSTANTS)
     evaluator.nodes = {node: evaluator.nodes[node] for node in _ARITHMETIC} | {ast.Constant: _number}
     return evaluator
+
+
+def _names_in(text: str) -> set[str]:
+    """The names `text` uses: of its syntax tree when it parses (not words in quotes), else its words."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # `3 hours` is not Python, but has units
+        return units.words(text)
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
+def _name_or_unit(node: ast.Name) -> Any:
+    if node.id in _CONSTANTS:
+        return _CONSTANTS[node.id]
+    found = units.unit(node.id)
+    if found is None:
+        raise NameNotDefined(node.id, "")
+    return found
 
 
 def _number(node: ast.Constant) -> Any:
@@ -135,18 +190,36 @@ def calculate(context: ToolContext, expression: str) -> str:
             f"cannot evaluate an expression of {len(expression)} characters: the calculator takes at most"
             f" {MAX_EXPRESSION_CHARS}; split it into smaller steps"
         )
+    text = normalise(expression)
+    with_units = bool(_names_in(text) - _KNOWN_WORDS)
     try:
-        value = _evaluator().eval("", previously_parsed=ast.parse(normalise(expression), mode="eval").body)
+        wanted = None
+        if with_units:
+            text, wanted = units.split_target(units.read_phrases(text))
+            text = units.read_quantities(text, _KNOWN_WORDS)
+            unknown = sorted(word for word in units.words(text) - _KNOWN_WORDS if units.unit(word) is None)
+            if unknown:
+                raise ToolError(
+                    f"cannot evaluate {quoted(expression)}: {', '.join(map(quoted, unknown))} is not a number,"
+                    " a function or a unit the calculator knows"
+                )
+        value = _evaluator(with_units).eval("", previously_parsed=ast.parse(text, mode="eval").body)
+        if with_units:
+            value = units.convert(value, wanted)
         text = _text(value)
     except RecursionError:
         raise ToolError(f"cannot evaluate {quoted(expression)}: it is nested too deeply; split it into steps") from None
     except (InvalidExpression, SyntaxError, ArithmeticError, TypeError, ValueError, MemoryError) as error:
+        raise ToolError(f"cannot evaluate {quoted(expression)}: {error}") from None
+    except units.errors() as error:  # a unit Pint does not know, or one that does not convert to the other
         raise ToolError(f"cannot evaluate {quoted(expression)}: {error}") from None
     return text
 
 
 def _text(value: Any) -> str:
     """The value as the model reads it: floats to 12 significant digits, whole floats without '.0'."""
+    if units.is_quantity(value):
+        return f"{_text(value.magnitude)} {value.units}"
     if isinstance(value, int) and _digits(value.bit_length()) > MAX_DIGITS:
         raise _refuse("the result", value.bit_length())
     if isinstance(value, float) and math.isfinite(value):
