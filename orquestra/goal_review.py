@@ -11,6 +11,10 @@ task recomputed wrongly. So a run that succeeded is reviewed against its goal:
   does not state it is replaced by a task's result that does; failing that, the goal is run again as one
   task by an agent that computes, and that task's answer is kept if it states the figure. If nothing
   confirms the figure, the run fails with both figures in its reason.
+- **The translation.** A goal that asks to translate an English text has its answer translated back
+  (`orquestra.translation_check`). An answer whose round trip loses a word of the text is replaced by the
+  latest task's result if that one keeps them all; failing that, the goal is run again as one task by the
+  agent of the run's last task, and its answer is kept if it passes. Else the run fails, naming the words.
 
 The added tasks run through the run's own `AgentRunner`, so they are checked, metered and recorded as the
 plan's tasks are; they are not added to the run's graph, which stays the graph that was planned.
@@ -29,6 +33,7 @@ from orquestra.exceptions import OrquestraError
 from orquestra.graph import Task, numbered_id
 from orquestra.models import Model
 from orquestra.registry import AgentCard, Registry
+from orquestra.translation_check import asks_for_translation, check_translation
 
 WRITES_FILES = "write_workspace"
 """The permission of a tool that writes into the workspace."""
@@ -116,19 +121,60 @@ class GoalReview:
             f"{again}\n\n(Worked out again: {verdict.why}, and the goal run again as one task agrees.)", notes=[note]
         )
 
+    async def translation(self, model: Model, goal: str, answer: str) -> Review:
+        """`answer` with its translation confirmed, replaced by one that is, or failed (see the module docstring)."""
+        if not asks_for_translation(goal):
+            return Review(answer)
+        verdict = await check_translation(model, goal, answer)
+        self.report(verdict)
+        if verdict.passed is not False:
+            return Review(answer)
+        latest = self._latest_result()
+        if latest is not None and latest[1].strip() != answer.strip():
+            task_id, output = latest
+            if (await self._confirmed(model, goal, output, f"the result of task {task_id!r}")) is not None:
+                note = f"the written answer was not confirmed ({verdict.why}); the result of task {task_id!r} is"
+                return Review(output, notes=[note])
+        agents = self._run_agents()
+        again = await self._run_again(goal, agents[0]) if agents and agents[0].capabilities else None
+        if again is not None and (await self._confirmed(model, goal, again, "the goal run again as one task")):
+            note = f"the team's answer was not confirmed ({verdict.why}); the goal run again as one task is"
+            return Review(again, notes=[note])
+        return Review(f"{answer}\n\nNot confirmed: {verdict.why}.", f"the translation is not confirmed: {verdict.why}")
+
+    async def _confirmed(self, model: Model, goal: str, output: str, whose: str) -> AnswerCheck | None:
+        """The passing verdict on `output` as the goal's translation (reported as `whose`), else None."""
+        verdict = await check_translation(model, goal, output)
+        if not verdict.passed:
+            return None
+        confirmed = AnswerCheck(True, f"{whose}: {verdict.why}", verdict.expression, verdict.value)
+        self.report(confirmed)
+        return confirmed
+
     async def _worked_again(self, goal: str, value: float) -> str | None:
         """The answer of the goal run as one task by a computing agent of the run, if it states `value`."""
         agent = self._agent_with(COMPUTES, self._run_agents(), only_these=True)
         if agent is None:
             return None
+        output = await self._run_again(goal, agent)
+        return output if output is not None and states_number(output, value) else None
+
+    async def _run_again(self, goal: str, agent: AgentCard) -> str | None:
+        """The answer of `goal` run as one task by `agent`, or None when the task fails."""
         task = Task(
             id=self._free_id("worked_again"), instruction=goal, capability=agent.capabilities[0], agent=agent.name
         )
         try:
-            output = await self.runner(task, {})
-        except OrquestraError:  # the agent failed its checks, a provider, the budget: nothing confirms the figure
+            return await self.runner(task, {})
+        except OrquestraError:  # the agent failed its checks, a provider, the budget: nothing confirms the answer
             return None
-        return output if states_number(output, value) else None
+
+    def _latest_result(self) -> tuple[str, str] | None:
+        """The last finished task of the run in plan order, with its result."""
+        for task in reversed(self.run.graph.tasks):
+            if task.id in self.run.finished:
+                return task.id, str(self.run.outputs[task.id])
+        return None
 
     def _result_stating(self, value: float) -> tuple[str, str] | None:
         """The latest finished task of the run (in plan order) whose result states `value`, with that result."""

@@ -586,10 +586,14 @@ class AutoTeam:
             self._end(outcome, RunStatus.FAILED, missing)
             return answer
         reviewed = await review.figure(model, goal, answer)
+        notes = list(reviewed.notes)
+        if reviewed.failure is None:
+            reviewed = await review.translation(model, goal, reviewed.answer)
+            notes += reviewed.notes
         if reviewed.failure is not None:
             self._end(outcome, RunStatus.FAILED, reviewed.failure)
-        elif review.notes or reviewed.notes:
-            reason = "; ".join(filter(None, [outcome.run.reason, *review.notes, *reviewed.notes]))
+        elif review.notes or notes:
+            reason = "; ".join(filter(None, [outcome.run.reason, *review.notes, *notes]))
             outcome.run = dataclasses.replace(outcome.run, reason=reason)
         return reviewed.answer
 
