@@ -49,6 +49,9 @@ _QUOTED = re.compile(r"[\"“«](?P<text>[^\"“”«»]+)[\"”»]")
 _SINGLE_QUOTED = re.compile(r"(?<!\w)['‘](?P<text>[^'‘’]+)['’](?!\w)")
 _AFTER_COLON = re.compile(r":\s*(?P<text>\S.*)$", re.DOTALL)
 _AFTER_QUESTION = re.compile(r"\?\s*(?P<text>[^?]*\w[^?]*\??)\s*$", re.DOTALL)
+ENGLISH_PROSE_WORDS = 3
+ENGLISH_PROSE_SHARE = 0.1
+"""An answer with this many of English's own little words, and at least this share of its words, is English."""
 MIN_TEXT_WORDS = 2
 """A text to translate has at least this many words (fewer is likely a label, not the text)."""
 
@@ -83,6 +86,10 @@ async def check_translation(model: Model, goal: str, answer: str) -> AnswerCheck
     if not _ENGLISH_ONLY & _words(text):
         return AnswerCheck(None, "the text to translate is not in English", what)
     translation = _without(answer, [goal, text])
+    if _is_english(translation):  # English prose about the translation: judge what it quotes, not the prose
+        translation = " ".join(
+            found["text"] for pattern in (_QUOTED, _SINGLE_QUOTED) for found in pattern.finditer(translation)
+        )
     if not _content(translation) - _content(text):
         return AnswerCheck(False, "the answer gives no translation of the text", what, claims=False)
     try:
@@ -112,6 +119,13 @@ def _without(answer: str, quoted: list[str]) -> str:
         if words:
             answer = re.sub(r"\s+".join(words), " ", answer, flags=re.IGNORECASE)
     return answer
+
+
+def _is_english(text: str) -> bool:
+    """Whether `text` reads as English prose: a translation into another language has none of its little words."""
+    words = _WORD.findall(text.casefold())
+    little = sum(word in _ENGLISH_ONLY for word in words)
+    return little >= ENGLISH_PROSE_WORDS and little >= len(words) * ENGLISH_PROSE_SHARE
 
 
 def _plain(text: str) -> str:

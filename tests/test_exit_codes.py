@@ -209,6 +209,8 @@ def test_run_a_goal_whose_task_fails_after_a_replan_exits_1(home):
 
 
 def test_run_whose_provider_fails_for_good_while_planning_exits_1_in_one_line(home):
+    home.mkdir(parents=True, exist_ok=True)
+    write(home / "config.yaml", "retries: 3\n")  # the default (10) would take a minute of backoff here
     with FakeOpenAI(lambda body: error(503, "Service Unavailable")) as server:
         result = orquestra(home, "run", GOAL, "-m", "openai:gpt-test", "--no-memory", env=server.env())
     assert result.returncode == exit_codes.FAILED, result.stderr

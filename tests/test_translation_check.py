@@ -152,3 +152,17 @@ async def test_a_run_whose_translation_is_confirmed_succeeds_without_running_aga
     assert result.answer_checks[-1].passed is True
     asked = " ".join(message.content for call in model.calls for message in call)
     assert "Your task (worked_again)" not in asked
+
+
+async def test_an_answer_in_english_prose_is_judged_on_the_translation_it_quotes() -> None:
+    goal = "Translate into Spanish: The children are playing in the garden."
+    model = back_translator("The children are playing in the house.")
+    answer = "In Spanish, you would say 'Los niños juegan en la casa', and that is how the children play in a garden."
+    verdict = await check_translation(model, goal, answer)
+    assert verdict.passed is False and verdict.why.endswith("which lacks 'garden'")
+    (prompt,) = model.calls
+    assert prompt[-1].content == "Los niños juegan en la casa"  # the English around it would pass by itself
+
+    prose = "The children are playing in the garden, which is what it means, and that is the translation."
+    verdict = await check_translation(back_translator("unused"), goal, prose)
+    assert verdict.passed is False and verdict.why == "the answer gives no translation of the text"

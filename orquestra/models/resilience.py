@@ -27,8 +27,13 @@ from orquestra.models.base import Message, Model, ModelResponse, OutputT, ToolCh
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RETRIES = 3
-"""Retries of one call after its first attempt."""
+DEFAULT_RETRIES = 10
+"""Retries of one call after its first attempt: enough that a run of some tens of calls completes through 30%
+of transient faults (each call fails for good once in 0.3**11, about two in a million), and, with waits
+capped at `MAX_DELAY`, a provider that is down for good is given up on within about a minute."""
+MAX_DELAY = 8.0
+"""The longest wait between two attempts that the backoff chooses itself (a Retry-After may ask for more);
+the OpenAI SDK's own cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,7 @@ class RetryingModel(WrapperModel):
     """
 
     def __init__(
-        self, model: Model, *, retries: int = DEFAULT_RETRIES, initial_delay: float = 1.0, max_delay: float = 30.0
+        self, model: Model, *, retries: int = DEFAULT_RETRIES, initial_delay: float = 1.0, max_delay: float = MAX_DELAY
     ) -> None:
         super().__init__(model)
         self.retries = retries
