@@ -17,13 +17,16 @@ import stat
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from orquestra import bounded_yaml
 from orquestra.bounded_yaml import MAX_DEPTH
 from orquestra.exceptions import UserError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 """The largest file read by default: a graph of `orquestra.graph.MAX_TASKS` tasks takes a few megabytes."""
@@ -38,6 +41,35 @@ def field_name(path: Sequence[str | int]) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
     return text or "(top level)"
+
+
+def describe_fields(
+    error: ValidationError, source: str, lines: Mapping[FieldPath, int], at: FieldPath = (), *, skip: int = 0
+) -> str:
+    """One line for the first problem of `error`, as both loaders word it: ``SOURCE: line N: FIELD: what``.
+
+    The field is where the problem sits in the document: under `at`, less the first `skip` parts of the
+    validator's own path (a graph file's task list validated as a graph's `tasks`).
+    """
+    problems = error.errors()
+    first = problems[0]
+    # A list left with too few items because its item failed is that item's problem, not one more.
+    problems = [first] + [
+        p for p in problems[1:] if not (p["type"] == "too_short" and first["loc"][: len(p["loc"])] == p["loc"])
+    ]
+    path: FieldPath = at + tuple(first["loc"])[skip:]
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    elif first["type"] == "too_long":
+        context = first.get("ctx", {})
+        message = f"{context.get('actual_length', 'too many')} entries; at most {context.get('max_length')} are allowed"
+    else:
+        message = str(first["msg"]).removeprefix("Value error, ")
+    others = len(problems) - 1
+    more = f" (and {others} more {'problem' if others == 1 else 'problems'})" if others else ""
+    return f"{source}: line {line_of(lines, path)}: {field_name(path)}: {message}{more}"
 
 
 def line_of(lines: Mapping[FieldPath, int], path: FieldPath) -> int:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from orquestra.datafile import FieldPath, read_document
-from orquestra.exceptions import UserError, describe_validation_error
+from orquestra.datafile import FieldPath, describe_fields, read_document
+from orquestra.exceptions import UserError
 from orquestra.graph import TaskGraph
 
 if TYPE_CHECKING:
@@ -67,10 +67,8 @@ def load_graph(path: str | Path, registry: Registry | None = None) -> TaskGraph:
             raise UserError(f"{document.where((str(key),))}: unknown field (a graph file holds {known})")
     try:
         return TaskGraph.model_validate({"tasks": data["tasks"]})
-    except ValidationError as error:
-        loc = tuple(error.errors()[0]["loc"])
-        where = f"line {document.line(prefix + loc[1:])}: " if loc else ""
-        raise UserError(f"{path}: {where}{describe_validation_error(error)}") from None
+    except ValidationError as error:  # its fields are under `tasks`, which sits at `prefix` in the document
+        raise UserError(describe_fields(error, str(path), document.lines, prefix, skip=1)) from None
 
 
 def dump_graph(graph: TaskGraph, path: str | Path) -> None:

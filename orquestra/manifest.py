@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from orquestra.checks import CheckSpec
 from orquestra.config import load_settings
-from orquestra.datafile import FieldPath, field_name, line_of, read_data, read_document
+from orquestra.datafile import FieldPath, describe_fields, field_name, line_of, read_data, read_document
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import TaskStatus
 from orquestra.exceptions import ManifestError, UserError, describe_validation_error
@@ -255,28 +255,11 @@ def load_manifest(path: str | Path, registry: Registry | None = None) -> Manifes
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as error:
-        raise ManifestError(_describe_validation(error, str(path), lines)) from None
+        raise ManifestError(describe_fields(error, str(path), lines)) from None
     if registry is None:
         registry = Registry.load(*load_settings().registry)
     manifest.check(registry, source=str(path), lines=lines)
     return manifest
-
-
-def _describe_validation(error: ValidationError, source: str, lines: Mapping[Path_, int]) -> str:
-    problems = error.errors()
-    first = problems[0]
-    path: Path_ = tuple(first["loc"])
-    if first["type"] == "extra_forbidden":
-        message = "unknown field"
-    elif first["type"] == "missing":
-        message = "required field is missing"
-    elif first["type"] == "too_long":
-        context = first.get("ctx", {})
-        message = f"{context.get('actual_length', 'too many')} entries; at most {context.get('max_length')} are allowed"
-    else:
-        message = str(first["msg"]).removeprefix("Value error, ")
-    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-    return f"{source}: line {line_of(lines, path)}: {field_name(path)}: {message}{more}"
 
 
 # ---------------------------------------------------------------------------------------------- checks

@@ -56,7 +56,7 @@ def test_run_json_graph_with_a_user_registry(tmp_path):
             ".yaml",
             ["cycle: a -> b -> a"],
         ),
-        ("tasks:\n  - {id: a, instruction: x}\n", ".yaml", ["field 'tasks.0.capability'", "Field required"]),
+        ("tasks:\n  - {id: a, instruction: x}\n", ".yaml", ["line 2: tasks[0].capability: required field is missing"]),
         (
             "tasks:\n  - {id: a, instruction: x, capability: juggling}\n",
             ".yaml",

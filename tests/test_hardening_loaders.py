@@ -170,7 +170,21 @@ def test_a_graph_file_with_an_unknown_top_level_key_is_refused(tmp_path, suffix)
 
 def test_a_graph_files_validation_error_names_its_line(tmp_path):
     text = "tasks:\n  - {id: a, instruction: x, capability: research}\n  - id: b\n    instruction: y\n"
-    refused(write(tmp_path, "graph.yaml", text), "line 3: field 'tasks.1.capability'", loader=load_graph)
+    refused(
+        write(tmp_path, "graph.yaml", text), "line 3: tasks[1].capability: required field is missing", loader=load_graph
+    )
+
+
+def test_both_loaders_word_a_tasks_unknown_field_alike(tmp_path):
+    graph = "tasks:\n  - {id: a, instruction: x, capability: research, bogus: 1}\n"
+    manifest = (
+        "name: m\nagents: [{name: bot, model: scripted}]\ntasks:\n  - {name: t, agent: bot, instruction: x, bogus: 1}\n"
+    )
+    said = "line {}: tasks[0].bogus: unknown field"
+    assert refused(write(tmp_path, "graph.yaml", graph), loader=load_graph).endswith(said.format(2))
+    assert refused(write(tmp_path, "flow.yaml", manifest), loader=load_graph).endswith(said.format(4))
+    two = graph.replace("bogus: 1", "bogus: 1, other: 2")
+    refused(write(tmp_path, "two.yaml", two), said.format(2) + " (and 1 more problem)", loader=load_graph)
 
 
 def test_a_manifest_of_more_than_max_tasks_is_one_line(tmp_path):
