@@ -8,6 +8,7 @@ or shows its own help.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -15,7 +16,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,15 +35,15 @@ from orquestra.safe_text import error_line, json_text, plain
 
 if TYPE_CHECKING:
     from orquestra.budget import Budget
-    from orquestra.budget_meter import BudgetMeter
     from orquestra.engine import Execution
     from orquestra.events import Event
     from orquestra.graph import TaskGraph
     from orquestra.models import Model
     from orquestra.planner import PlanResult
     from orquestra.registry import Registry
+    from orquestra.run import Run
     from orquestra.store import StoredRun
-    from orquestra.team import AutoTeam, Outcome, TeamResult
+    from orquestra.team import AutoTeam, TeamResult
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -251,26 +252,26 @@ def run(
     console.print(
         Text.assemble(("model: ", "dim"), plain(_describe(team.model())), (f" ({team.settings.model_source})", "dim"))
     )
-    plan = None
-    meter = team.meter()
     if is_file:
         graph = load_graph(target)
-        _check_graph(team, graph, target)
-    elif not stream:
-        plan = _plan_live(team, goal, meter)
-        graph = plan.graph
-        _check_graph(team, graph, "the plan")
-        _show_plan(graph, plan.repairs, plan.recalled)
-        _show_notes(plan.notes)
+        run = team.prepare(graph=graph, source=target)  # checked here, before anything runs
+    else:
+        run = team.prepare(goal, stream=stream)
+        run.subscribe(_show_draft)
+        if not stream:
+            plan = _plan_live(run.plan_goal(), team.settings.planning_model)
+            _show_plan(plan.graph, plan.repairs, plan.recalled)
+            _show_notes(plan.notes)
     try:
         if stream and not is_file:
-            result = asyncio.run(_stream_live(team, goal, meter))
+            result = asyncio.run(_stream_live(run))
         else:
-            result = asyncio.run(_run_live(team, graph, goal, plan, meter))
+            result = asyncio.run(_run_live(run))
     except KeyboardInterrupt:  # before the run's own handler is in place: nothing had started
         when = "while planning (Ctrl-C)" if stream and not is_file else "(Ctrl-C) before the run started"
         errors.print(f"[bold red]cancelled[/bold red] {when}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    meter = run.meter
     if outputs:
         for task_id in result.run.finished:
             output = plain(result.run.outputs[task_id])  # model text: never markup, nor terminal commands
@@ -305,7 +306,7 @@ def plan(
         model, planner_model, registry, max_tasks=max_tasks, planner=strategy, memory=None if memory else False
     )
     console.print(Text.assemble(("planner: ", "dim"), plain(_describe(team.model(team.settings.planning_model)))))
-    result = _plan_live(team, goal)
+    result = _plan_live(team.plan(goal, subscribers=[_show_draft]), team.settings.planning_model)
     _show_plan(result.graph, result.repairs, result.recalled)
     _show_notes(result.notes)
     usage = result.usage
@@ -329,11 +330,11 @@ def _show_draft(event: Event) -> None:
         console.print(drafted_line(event), overflow="ellipsis", no_wrap=True)
 
 
-def _plan_live(team: AutoTeam, goal: str, meter: BudgetMeter | None = None) -> PlanResult:
-    """Plan `goal` with a spinner, printing each task as the model writes it; Ctrl-C ends with exit 130."""
+def _plan_live(planning: Coroutine[Any, Any, PlanResult], model: str) -> PlanResult:
+    """Plan with a spinner (each task shows as `model` writes it); Ctrl-C ends with exit 130."""
     try:
-        with console.status(f"planning with {team.settings.planning_model}..."):
-            return asyncio.run(team.plan(goal, meter=meter, subscribers=[_show_draft]))
+        with console.status(f"planning with {model}..."):
+            return asyncio.run(planning)
     except KeyboardInterrupt:
         errors.print("[bold red]cancelled[/bold red] while planning (Ctrl-C)")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -347,15 +348,6 @@ def _team(model: str | None, planner_model: str | None, registry: list[Path] | N
     settings = load_settings()
     cards = Registry.load(*settings.registry, *(registry or []))
     return AutoTeam(registry=cards, settings=settings, model=model, planner_model=planner_model, **options)
-
-
-def _check_graph(team: AutoTeam, graph: TaskGraph, where: str) -> None:
-    """Check capabilities and models before anything runs, naming the file (or the plan) on error."""
-    try:
-        team.dispatcher.assign_all(graph)
-        team.check_models(graph)
-    except UserError as error:
-        raise UserError(f"{where}: {error.message}") from None
 
 
 def _budget(max_tokens: int | None, max_cost: float | None, max_seconds: float | None) -> Budget | None:
@@ -389,49 +381,41 @@ def _describe(model: Model) -> str:
     return str(describe()) if callable(describe) else model.name
 
 
-async def _run_live(
-    team: AutoTeam, graph: TaskGraph, goal: str, plan: PlanResult | None, meter: BudgetMeter
-) -> TeamResult:
+async def _run_live(run: Run) -> TeamResult:
     """Run with a live view; Ctrl-C cancels the run cleanly and the result says which tasks finished."""
     from rich.live import Live
 
     from orquestra.console import ProgressView
 
-    loop = asyncio.get_running_loop()
-    view = ProgressView(graph, lambda task: team.dispatcher.assign(task).agent.name)
-
-    def started(execution: Execution) -> None:
-        loop.add_signal_handler(signal.SIGINT, execution.cancel, "interrupted by Ctrl-C")
-
-    try:
+    assert run.graph is not None
+    view = ProgressView(run.graph, run.agent_name)
+    run.subscribe(view)
+    run.subscribe(_announce)
+    with _ctrl_c_cancels(run):
         with Live(view, console=console, refresh_per_second=8):
-            outcome = await team.execute(graph, goal=goal, meter=meter, subscribers=[view, _announce], started=started)
+            await run.execute()
         console.print()
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
-    return await _answer(team, goal, plan, outcome)
+        return await _answer(run)
 
 
-async def _stream_live(team: AutoTeam, goal: str, meter: BudgetMeter) -> TeamResult:
-    """Plan and run `goal` as the plan streams in: the drafted tasks, then the live view from the first one on."""
+async def _stream_live(run: Run) -> TeamResult:
+    """Plan and run the goal as the plan streams in: the drafted tasks, then the live view from the first one on."""
     from rich.live import Live
 
     from orquestra.console import ProgressView
     from orquestra.events import Planned, RunStarted
 
-    loop = asyncio.get_running_loop()
-    planning = console.status(f"planning with {team.settings.planning_model}...")
+    planning = console.status(f"planning with {run.team.settings.planning_model}...")
     view: ProgressView | None = None
     live: Live | None = None
 
     def show(event: Event) -> None:
         nonlocal view
-        _show_draft(event)
         if isinstance(event, Planned):
             _show_plan(event.graph, event.repairs, event.recalled)
             _show_notes(event.notes)
         elif isinstance(event, RunStarted):
-            view = ProgressView(event.graph, lambda task: team.dispatcher.assign(task).agent.name)
+            view = ProgressView(event.graph, run.agent_name)
         if view is not None:
             view(event)
 
@@ -440,42 +424,43 @@ async def _stream_live(team: AutoTeam, goal: str, meter: BudgetMeter) -> TeamRes
         planning.stop()
         live = Live(view, console=console, refresh_per_second=8)
         live.start()
-        loop.add_signal_handler(signal.SIGINT, execution.cancel, "interrupted by Ctrl-C")
+        cancel_on_ctrl_c(run)
 
+    run.subscribe(show)
+    run.subscribe(_announce)
     planning.start()
     try:
-        plan, outcome = await team.plan_and_execute(goal, meter=meter, subscribers=[show, _announce], started=started)
+        await run.execute(started=started)
     finally:
         planning.stop()
         if live is not None:
             live.stop()
             console.print()
-        loop.remove_signal_handler(signal.SIGINT)
-    return await _answer(team, goal, plan, outcome)
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+    with _ctrl_c_cancels(run):
+        return await _answer(run)
 
 
-async def _answer(team: AutoTeam, goal: str, plan: PlanResult | None, outcome: Outcome) -> TeamResult:
-    """Write the answer of a finished run (a graph file's has none) under a spinner."""
-    from orquestra.engine import RunStatus
+def cancel_on_ctrl_c(run: Run) -> None:
+    """From now on, Ctrl-C cancels `run` in whichever phase it is, keeping what it did."""
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, run.cancel, "interrupted by Ctrl-C")
 
-    loop = asyncio.get_running_loop()
-    if not goal:
-        return await team.finish(goal, None, outcome)
-    # Ctrl-C while the answer is written ends the run as cancelled, with every result kept but no answer.
-    writing = asyncio.ensure_future(team.finish(goal, plan, outcome))
-    loop.add_signal_handler(signal.SIGINT, writing.cancel)
+
+@contextlib.contextmanager
+def _ctrl_c_cancels(run: Run) -> Iterator[None]:
+    cancel_on_ctrl_c(run)
     try:
-        with console.status("writing the answer..."):
-            return await writing
-    except asyncio.CancelledError:
-        if not writing.cancelled():
-            raise
-        outcome.run = dataclasses.replace(
-            outcome.run, status=RunStatus.CANCELLED, reason="cancelled by Ctrl-C while the answer was written"
-        )
-        return await team.finish(goal, plan, outcome, answer="")
+        yield
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+
+
+async def _answer(run: Run) -> TeamResult:
+    """Write the answer of a finished run (a graph file's has none) under a spinner."""
+    if not run.goal:
+        return await run.finish()
+    with console.status("writing the answer..."):
+        return await run.finish()
 
 
 def _announce(event: Event) -> None:

@@ -50,6 +50,7 @@ from orquestra.redaction import register_secret
 from orquestra.reflect import ReflectionMode, Reflector
 from orquestra.registry import Registry
 from orquestra.replanner import Replanner
+from orquestra.run import Run
 from orquestra.run_storage import RunStorage
 from orquestra.store import open_store
 from orquestra.synthesis import synthesize, unanswered
@@ -427,20 +428,41 @@ class AutoTeam:
         engine.limits.setdefault(name, size)
         return name
 
+    def prepare(
+        self,
+        goal: str = "",
+        graph: TaskGraph | None = None,
+        *,
+        dispatcher: Dispatcher | None = None,
+        wrap: Callable[[AgentRunner], RunTask] | None = None,
+        workspace: Path | None = None,
+        dynamic: bool = True,
+        stream: bool | None = None,
+        meter: BudgetMeter | None = None,
+        approvers: Sequence[Approver] = (),
+        source: str = "",
+    ) -> Run:
+        """A run of `goal`, or of `graph` (checked now: a `UserError` before anything runs); see `orquestra.run`."""
+        return Run(
+            self,
+            goal,
+            graph,
+            dispatcher=dispatcher,
+            wrap=wrap,
+            workspace=workspace,
+            dynamic=dynamic,
+            stream=stream,
+            meter=meter,
+            approvers=approvers,
+            source=source,
+        )
+
     async def arun(self, goal: str, *, subscribers: Iterable[Subscriber] = ()) -> TeamResult:
         """Plan, run and answer `goal`; `subscribers` receive every event of the run."""
-        meter = self.meter()
-        subscribers = list(subscribers)
-        run_id = uuid.uuid4().hex[:12]
-        try:
-            if self.stream_plans:
-                plan, outcome = await self.plan_and_execute(goal, meter=meter, subscribers=subscribers, run_id=run_id)
-            else:
-                plan = await self.plan(goal, meter=meter, subscribers=subscribers, run_id=run_id)
-                outcome = await self.execute(plan.graph, goal=goal, meter=meter, subscribers=subscribers, run_id=run_id)
-            return await self.finish(goal, plan, outcome)
-        finally:
-            self.release()
+        run = self.prepare(goal)
+        for subscriber in subscribers:
+            run.subscribe(subscriber)
+        return await run.complete()
 
     async def plan_and_execute(
         self,
