@@ -3,7 +3,8 @@
 A planner writes a task graph, a dispatcher gives each task to the best agent of a registry, and an engine
 runs the graph with independent tasks in parallel.
 
-The top level holds what a program needs to run a team, a graph or a manifest; the rest lives in the
+The top level holds what a program needs to run a team, a graph or a manifest (`AutoTeam.prepare` makes a
+`Run`, the one object that drives a run); the rest lives in the
 documented submodules: `orquestra.exceptions` (every error), `orquestra.events` (every event),
 `orquestra.engine` (`RetryPolicy`, `Execution`, `RunResult`, `TaskStatus`), `orquestra.registry` (the
 cards), `orquestra.dispatch`, `orquestra.approval`, `orquestra.reflect`, `orquestra.manifest` and
@@ -26,6 +27,7 @@ if _typing.TYPE_CHECKING:
     from orquestra.graph import GraphPatch, Task, TaskGraph
     from orquestra.manifest import apply_manifest, load_manifest
     from orquestra.registry import Registry
+    from orquestra.run import Run
     from orquestra.team import AutoTeam, TeamResult
 
 __version__ = "0.1.0"
@@ -39,6 +41,7 @@ _MODULES = {
     "graph": ("GraphPatch", "Task", "TaskGraph"),
     "manifest": ("apply_manifest", "load_manifest"),
     "registry": ("Registry",),
+    "run": ("Run",),
     "team": ("AutoTeam", "TeamResult"),
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}
@@ -62,6 +65,7 @@ __all__ = [
     "GraphPatch",
     "OrquestraError",
     "Registry",
+    "Run",
     "RunStatus",
     "Task",
     "TaskGraph",

@@ -22,10 +22,9 @@ from orquestra.budget import Budget
 from orquestra.cli_options import RegistryFolders
 from orquestra.config import load_settings
 from orquestra.console import ProgressView, usage_line
-from orquestra.dispatch import Dispatcher
-from orquestra.engine import Execution, TaskStatus
-from orquestra.exceptions import ManifestError, UserError
-from orquestra.manifest import Manifest, ManifestResult, apply_manifest, load_manifest
+from orquestra.engine import TaskStatus
+from orquestra.exceptions import UserError
+from orquestra.manifest import Manifest, ManifestResult, load_manifest, manifest_result, prepare_manifest
 from orquestra.registry import Registry
 from orquestra.safe_text import error_line, plain
 from orquestra.team import AutoTeam
@@ -89,36 +88,18 @@ def apply_command(
 async def _apply_live(manifest: Manifest, team: AutoTeam) -> ManifestResult:
     """Run with a live view; Ctrl-C cancels the run cleanly and the result says which tasks finished."""
     loop = asyncio.get_running_loop()
-    graph = manifest.to_graph()
-    dispatcher = _dispatcher(manifest, team)
-    try:  # before the live view starts, so that an error is one line of its own
-        dispatcher.assign_all(graph)
-        team.check_models(graph, dispatcher)
-    except UserError as error:
-        raise ManifestError(f"manifest '{manifest.name}': {error.message}") from None
-    view = ProgressView(graph, lambda task: dispatcher.assign(task).agent.name)
-
-    def started(execution: Execution) -> None:
-        loop.add_signal_handler(signal.SIGINT, execution.cancel, "interrupted by Ctrl-C")
-
+    run = prepare_manifest(manifest, team)  # checked before the live view starts: an error is a line of its own
+    assert run.graph is not None
+    view = ProgressView(run.graph, run.agent_name)  # the agent of each task, also of one a replan adds
+    run.subscribe(view)
+    loop.add_signal_handler(signal.SIGINT, run.cancel, "interrupted by Ctrl-C")
     try:
         with Live(view, console=console, refresh_per_second=8):
-            result = await apply_manifest(manifest, team=team, subscribers=[view], started=started)
+            outcome = await run.execute()
         console.print()
     finally:
         loop.remove_signal_handler(signal.SIGINT)
-    return result
-
-
-def _dispatcher(manifest: Manifest, team: AutoTeam) -> Dispatcher:
-    """A dispatcher like `apply_manifest`'s (the team's agents and the manifest's own).
-
-    So the live view names the agent that runs each task (its pinned one, else the registry's choice for its
-    capability), also for a task a replan adds.
-    """
-    cards = team.registry
-    registry = Registry([*cards.agents.values(), *manifest.cards().values()], cards.tools.values(), cards.prices)
-    return Dispatcher(registry)
+    return manifest_result(outcome)
 
 
 def _as_text(output: Any) -> str:

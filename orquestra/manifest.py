@@ -59,7 +59,8 @@ if TYPE_CHECKING:
     from orquestra.events import Subscriber
     from orquestra.loop import LoopRecord
     from orquestra.models import Usage
-    from orquestra.team import AutoTeam
+    from orquestra.run import Run
+    from orquestra.team import AutoTeam, Outcome
 
 _AGENT_NAME = r"^[a-z][a-z0-9_\-]*$"  # the registry's rule, so inline agents become ordinary cards
 
@@ -592,19 +593,12 @@ class ManifestResult:
     loop: LoopRecord
 
 
-async def apply_manifest(
-    manifest: Manifest,
-    *,
-    team: AutoTeam | None = None,
-    subscribers: Iterable[Subscriber] = (),
-    started: Callable[[Execution], None] | None = None,
-    workspace: Path | None = None,
-) -> ManifestResult:
-    """Run `manifest` with `team`'s models, budget and limits (a team without memory by default).
+def prepare_manifest(manifest: Manifest, team: AutoTeam | None = None, *, workspace: Path | None = None) -> Run:
+    """A run of `manifest` with `team`'s models, budget and limits (a team without memory by default), checked.
 
     The manifest's inline agents join the team's registry for this run. With ``dynamic: true`` the
-    planner reflects and replans towards the manifest's description (or name), as `Team.execute` does.
-    `started` receives the live execution, for a caller that wants to cancel it.
+    planner reflects and replans towards the manifest's description (or name), as a goal's run does.
+    A `ManifestError` names the manifest and what no agent can do, before anything runs.
     """
     if team is None:
         from orquestra.team import AutoTeam  # here: loading a manifest needs none of the team stack
@@ -613,23 +607,37 @@ async def apply_manifest(
     registry = Registry(
         [*team.registry.agents.values(), *manifest.cards().values()], team.registry.tools.values(), team.registry.prices
     )
-    dispatcher = Dispatcher(registry)
-    graph = manifest.to_graph()
+    concurrency = team.max_concurrency
     try:
-        dispatcher.assign_all(graph)
-        team.check_models(graph, dispatcher)
+        return team.prepare(
+            manifest.goal,
+            manifest.to_graph(),
+            dispatcher=Dispatcher(registry),
+            wrap=lambda runner: ManifestRunner(manifest, runner, concurrency),
+            workspace=workspace,
+            dynamic=manifest.dynamic,
+        )
     except UserError as error:
         raise ManifestError(f"manifest '{manifest.name}': {error.message}") from None
-    outcome = await team.execute(
-        graph,
-        goal=manifest.goal,
-        dynamic=manifest.dynamic,
-        subscribers=subscribers,
-        started=started,
-        workspace=workspace,
-        dispatcher=dispatcher,
-        wrap=lambda runner: ManifestRunner(manifest, runner, team.max_concurrency),
-    )
+
+
+async def apply_manifest(
+    manifest: Manifest,
+    *,
+    team: AutoTeam | None = None,
+    subscribers: Iterable[Subscriber] = (),
+    started: Callable[[Execution], None] | None = None,
+    workspace: Path | None = None,
+) -> ManifestResult:
+    """Run `manifest` (see `prepare_manifest`); `started` receives the live execution (for one who may cancel it)."""
+    run = prepare_manifest(manifest, team, workspace=workspace)
+    for subscriber in subscribers:
+        run.subscribe(subscriber)
+    return manifest_result(await run.execute(started=started))
+
+
+def manifest_result(outcome: Outcome) -> ManifestResult:
+    """What a manifest's run gives: each task's status (`run_if`'s skipped ones as skipped), outputs and usage."""
     result = outcome.run
     statuses = {
         task_id: TaskStatus.SKIPPED if isinstance(result.outputs.get(task_id), Skipped) else status

@@ -31,11 +31,9 @@ from rich.text import Text
 
 from orquestra.approval import ApprovalRequest, Decision
 from orquestra.budget import Budget
-from orquestra.budget_meter import BudgetMeter
 from orquestra.cli_options import PlannerModelOption, RegistryFolders
 from orquestra.config import load_settings
 from orquestra.console import ProgressView, drafted_line, graph_tree, run_notice, run_summary, usage_line
-from orquestra.engine import Execution
 from orquestra.events import Event, TaskDrafted
 from orquestra.exceptions import OrquestraError, UserError
 from orquestra.graph import TaskGraph
@@ -162,34 +160,28 @@ class Repl:
         if self.graph is None:
             raise UserError("no plan yet: type a goal, or /plan GOAL")
         graph, goal, team = self.graph, self.goal, self.team
-        self.view = view = ProgressView(graph, lambda task: team.dispatcher.assign(task).agent.name)
         meter = team.meter()
         # Planning's calls belong to the first run of its plan, as in `orquestra run` (its time does not: the
         # person may take a while to say yes), so the summary, the budget and the run store all count them.
         meter.add(self._unbilled)
         self._unbilled = Usage()
+        run = team.prepare(goal, graph, meter=meter, approvers=[self.approve])
+        self.view = view = ProgressView(graph, run.agent_name)
+        run.subscribe(view)
+        run.subscribe(_announce)
 
-        def started(execution: Execution) -> None:
-            self._cancel = lambda: execution.cancel("interrupted by Ctrl-C")
-
-        async def run() -> TeamResult:
+        async def drive() -> TeamResult:
+            self._cancel = lambda: run.cancel("interrupted by Ctrl-C")  # in any phase: the run ends cleanly
             with Live(view, console=console, refresh_per_second=8) as self._live:
                 try:
-                    outcome = await team.execute(
-                        graph,
-                        goal=goal,
-                        meter=meter,
-                        subscribers=[view, _announce],
-                        started=started,
-                        approvers=[self.approve],
-                    )
+                    await run.execute()
                 finally:
                     self._live = None
             console.print()  # the table's last line ends here, not at the start of the summary
             with console.status("writing the answer..."):
-                return await team.finish(goal, self.plan, outcome)
+                return await run.finish()
 
-        self.result = result = await self._interruptible(run())
+        self.result = result = await self._interruptible(drive())
         if result.answer:
             console.print(Panel(plain(result.answer), title="answer", title_align="left", border_style="green"))
         console.print(run_summary(result.run, meter))
@@ -341,18 +333,17 @@ class Repl:
     # ---------------------------------------------------------------- helpers
 
     async def _plan(self, goal: str) -> None:
-        meter = BudgetMeter(self.team.budget)
+        planning = self.team.prepare(goal)  # the plan only: /run runs it, or its edited graph, as a run of its own
 
         def show(event: Event) -> None:
             if isinstance(event, TaskDrafted):
                 console.print(drafted_line(event), overflow="ellipsis", no_wrap=True)
 
+        planning.subscribe(show)
         with console.status(f"planning with {self.team.settings.planning_model}..."):
-            plan = await self._interruptible(self.team.plan(goal, meter=meter, subscribers=[show]))
-        self.team.dispatcher.assign_all(plan.graph)
-        self.team.check_models(plan.graph)
+            plan = await self._interruptible(planning.plan_goal())
         self.goal, self.plan, self.graph, self.view, self.result = goal, plan, plan.graph, None, None
-        self._unbilled = meter.usage
+        self._unbilled = planning.meter.usage
         for recalled in plan.recalled:
             console.print(Text.assemble(("recalled: ", "dim"), plain(recalled)))
         console.print(graph_tree(plan.graph, title=f"plan: {len(plan.graph)} tasks"))
@@ -373,8 +364,7 @@ class Repl:
             dump_graph(self.graph, path)
             await asyncio.to_thread(subprocess.run, [*shlex.split(editor), str(path)], check=False)
             graph = load_graph(path)
-        self.team.dispatcher.assign_all(graph)
-        self.team.check_models(graph)
+        self.team.prepare(self.goal, graph)  # the check a run of it makes: refused now, not when it is run
         self.graph = graph
         console.print(graph_tree(graph, title=f"edited plan: {len(graph)} tasks"))
 

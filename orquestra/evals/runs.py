@@ -462,11 +462,9 @@ def _files_in(workspace: Path) -> list[str]:
 
 
 async def _run(team: AutoTeam, goal: str, workspace: Path) -> TeamResult:
-    # AutoTeam.arun, with the workspace chosen here so that file checks know where to look.
-    meter = team.meter()
-    plan = await team.plan(goal, meter=meter)
-    outcome = await team.execute(plan.graph, goal=goal, meter=meter, workspace=workspace)
-    return await team.finish(goal, plan, outcome)
+    # AutoTeam.arun, with the workspace chosen here so that file checks know where to look, and the whole plan
+    # made before the run starts, as the suites' figures were measured.
+    return await team.prepare(goal, workspace=workspace, stream=False).complete()
 
 
 class RunLog(JsonLinesLog):
