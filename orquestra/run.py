@@ -80,6 +80,7 @@ class Run:
         self._planning: asyncio.Future[PlanResult] | None = None
         self._execution: Execution | None = None
         self._writing: asyncio.Future[TeamResult] | None = None
+        self._streaming_plan: asyncio.Task[object] | None = None
         self._stopped: str | None = None
         self.graph = graph
         if graph is not None:
@@ -144,9 +145,14 @@ class Run:
                 started(execution)
 
         if self.graph is None and self._stream and self.goal:
-            plan, outcome = await self.team.plan_and_execute(
-                self.goal, meter=self.meter, subscribers=[self._emit], started=begun, run_id=self.run_id
-            )
+            # Until the first task starts, this is planning: a cancel stops it here (CancelledError).
+            self._streaming_plan = asyncio.current_task()
+            try:
+                plan, outcome = await self.team.plan_and_execute(
+                    self.goal, meter=self.meter, subscribers=[self._emit], started=begun, run_id=self.run_id
+                )
+            finally:
+                self._streaming_plan = None
             self.plan = plan
         else:
             if self.graph is None:
@@ -204,6 +210,8 @@ class Run:
             self._execution.cancel(reason)
         elif self._planning is not None:
             self._planning.cancel()
+        elif self._streaming_plan is not None:
+            self._streaming_plan.cancel()
 
     def _emit(self, event: Event) -> None:
         for subscriber in list(self._subscribers):

@@ -75,6 +75,18 @@ async def test_cancelling_while_planning_stops_the_planning() -> None:
         await runs[0].plan_goal()
 
 
+async def test_cancelling_a_streamed_plan_before_its_first_task_starts_stops_the_planning() -> None:
+    runs: list[Run] = []
+
+    def answer(messages: Sequence[Message]) -> str:
+        runs[0].cancel("stopped by the test")
+        return "not a plan yet"
+
+    runs.append(team(answer).prepare(GOAL, stream=True))
+    with pytest.raises(asyncio.CancelledError):
+        await runs[0].execute()
+
+
 async def test_cancelling_while_executing_ends_the_run_cancelled_with_its_finished_results() -> None:
     run = team().prepare(GOAL, TWO)
 
