@@ -36,18 +36,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from jinja2 import Template, TemplateError
+from jinja2 import Template, TemplateError, nodes
+from jinja2.environment import TemplateExpression
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from orquestra.checks import CheckSpec
 from orquestra.config import load_settings
-from orquestra.datafile import FieldPath, describe_fields, field_name, line_of, read_data, read_document
+from orquestra.datafile import (
+    Document,
+    FieldPath,
+    describe_fields,
+    field_name,
+    line_of,
+    read_data,
+    read_document,
+)
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import TaskStatus
 from orquestra.exceptions import ManifestError, UserError, describe_validation_error
 from orquestra.frozen import freeze
 from orquestra.graph import MAX_TASKS, Ancestry, Task, TaskGraph, TaskId, find_cycle
-from orquestra.graphfile import load_graph, task_format
+from orquestra.graphfile import graph_from_document, task_format
 from orquestra.models import PROVIDERS
 from orquestra.registry import AgentCard, Registry
 from orquestra.template_checks import parse_expression, parse_template, task_references, variables
@@ -243,22 +252,25 @@ def load_manifest(path: str | Path, registry: Registry | None = None) -> Manifes
     by default). A plain task graph file (tasks with ids) is read by `load_graph` and becomes the manifest
     that `graph_to_manifest` makes of it, so `orquestra apply` runs it as `orquestra run` does.
     """
-    path = Path(path)
-    document = read_document(path, ManifestError)
+    return manifest_from_document(read_document(Path(path), ManifestError), registry)
+
+
+def manifest_from_document(document: Document, registry: Registry | None = None) -> Manifest:
+    """`load_manifest` of a file already read: each loader hands the other the parsed file, never its path."""
     data, lines = document.data, document.lines
     if task_format(data) == "graph":
         if isinstance(data, list):  # a bare list of tasks: its fields sit where the manifest's `tasks` would
             lines = document.lines_under(("tasks",))
-        data = graph_to_manifest(load_graph(path), name=path.stem)
+        data = graph_to_manifest(graph_from_document(document), name=Path(document.source).stem)
     if not isinstance(data, dict):
-        raise ManifestError(f"{path}: line 1: expected a mapping with 'name', 'agents' and 'tasks'")
+        raise ManifestError(f"{document.source}: line 1: expected a mapping with 'name', 'agents' and 'tasks'")
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as error:
-        raise ManifestError(describe_fields(error, str(path), lines)) from None
+        raise ManifestError(describe_fields(error, document.source, lines)) from None
     if registry is None:
         registry = Registry.load(*load_settings().registry)
-    manifest.check(registry, source=str(path), lines=lines)
+    manifest.check(registry, source=document.source, lines=lines)
     return manifest
 
 
@@ -382,7 +394,7 @@ class _Checker:
                         where, f"refers to task '{other}', which {reason} '{task.name}' (add it to depends_on)"
                     )
             try:
-                compiled[name] = _compile(source, is_expression)
+                compiled[name] = _compile(tree, is_expression)
             except Exception as error:  # Python's own compiler refuses some deep nesting that Jinja parses
                 raise self.fail(where, f"template cannot be compiled: {_problem(error)}") from None
         return _Prepared(
@@ -394,10 +406,10 @@ class _Checker:
         )
 
 
-def _compile(source: str, is_expression: bool) -> Any:
-    if is_expression:
-        return _ENV.compile_expression(source, undefined_to_none=False)
-    return _ENV.from_string(source)
+def _compile(tree: nodes.Template, is_expression: bool) -> Any:
+    # From the tree the checks parsed (an expression's is the one `compile_expression` builds): parsed once.
+    template = _ENV.from_string(tree)
+    return TemplateExpression(template, undefined_to_none=False) if is_expression else template
 
 
 @dataclass(frozen=True)
