@@ -24,8 +24,15 @@ from yaml.events import AliasEvent
 from yaml.nodes import CollectionNode, MappingNode, Node
 from yaml.resolver import Resolver
 
-# libyaml's parser; None in a PyYAML built without libyaml, where the pure-Python parser reads everything.
-_LIBYAML_PARSER: Any = getattr(yaml, "CParser", None)
+# libyaml's parser (not in `yaml.cyaml.__all__`, so not in `yaml` itself), or None in a PyYAML built without
+# libyaml, where the pure-Python parser reads everything.
+_LIBYAML_PARSER: Any
+try:
+    from yaml import cyaml
+
+    _LIBYAML_PARSER = getattr(cyaml, "CParser", None)
+except ImportError:
+    _LIBYAML_PARSER = None
 
 MAX_DEPTH = 100
 """The deepest nesting of lists and mappings accepted; real manifests and graphs nest fewer than ten levels."""

@@ -59,7 +59,14 @@ from orquestra.graph import MAX_TASKS, Ancestry, Task, TaskGraph, TaskId, find_c
 from orquestra.graphfile import graph_from_document, task_format
 from orquestra.models import PROVIDERS
 from orquestra.registry import AgentCard, Registry
-from orquestra.template_checks import parse_expression, parse_template, task_references, variables
+from orquestra.template_checks import (
+    MAX_TEMPLATE_NODES,
+    check_length,
+    node_count,
+    parse_expression,
+    parse_template,
+    task_references,
+)
 from orquestra.templating import BoundedEnvironment
 from orquestra.tools.threads import run_in_thread
 
@@ -285,6 +292,8 @@ class _Checker:
     registry: Registry
     source: str
     lines: Mapping[Path_, int]
+    template_nodes: int = 0
+    """Syntax-tree nodes of the templates checked so far, within `MAX_TEMPLATE_NODES`."""
 
     def fail(self, path: Path_, message: str) -> ManifestError:
         return ManifestError(f"{self.source}: line {line_of(self.lines, path)}: {field_name(path)}: {message}")
@@ -361,6 +370,30 @@ class _Checker:
                 "cycle: " + " -> ".join(cycle) + " (each task depends on the next)",
             )
 
+    def generate(self, where: Path_, source: str, is_expression: bool) -> tuple[nodes.Template, str, set[str]]:
+        """The syntax tree of a template or an expression, its Python code, and the names it reads."""
+        try:
+            check_length(source)
+        except ValueError as error:
+            raise self.fail(where, str(error)) from None
+        try:
+            tree = parse_expression(_ENV, source) if is_expression else parse_template(_ENV, source)
+        except TemplateError as error:
+            raise self.fail(where, f"template syntax error: {_message(error)}") from None
+        # Counted before the code generator walks the tree: generating and compiling take most of the time.
+        self.template_nodes += node_count(tree)
+        if self.template_nodes > MAX_TEMPLATE_NODES:
+            raise self.fail(
+                where, f"the manifest's templates have more than {MAX_TEMPLATE_NODES:,} syntax nodes together"
+            )
+        try:
+            code, names = _ENV.generate(tree)  # also where an unknown filter or test is found
+        except TemplateError as error:
+            raise self.fail(where, f"template syntax error: {_message(error)}") from None
+        except Exception as error:  # what Jinja's `compile` would have let escape
+            raise self.fail(where, f"template cannot be compiled: {_problem(error)}") from None
+        return tree, code, names
+
     def check_templates(self, index: int, task: ManifestTask, ancestry: Ancestry) -> _Prepared:
         """Check the task's template and expressions, and compile them once for the run."""
         allowed = {"tasks", "item"} if task.map is not None else {"tasks"}
@@ -375,11 +408,7 @@ class _Checker:
             if source is None:
                 continue
             where: Path_ = ("tasks", index, name)
-            try:
-                tree = parse_expression(_ENV, source) if is_expression else parse_template(_ENV, source)
-                names = variables(tree)  # also where an unknown filter or test is found
-            except TemplateError as error:
-                raise self.fail(where, f"template syntax error: {_message(error)}") from None
+            tree, code, names = self.generate(where, source, is_expression)
             unknown = sorted(names - known)
             if unknown:
                 raise self.fail(where, f"unknown variable '{unknown[0]}' (use: {', '.join(sorted(known))})")
@@ -394,7 +423,7 @@ class _Checker:
                         where, f"refers to task '{other}', which {reason} '{task.name}' (add it to depends_on)"
                     )
             try:
-                compiled[name] = _compile(tree, is_expression)
+                compiled[name] = _compile(code, is_expression)
             except Exception as error:  # Python's own compiler refuses some deep nesting that Jinja parses
                 raise self.fail(where, f"template cannot be compiled: {_problem(error)}") from None
         return _Prepared(
@@ -406,9 +435,10 @@ class _Checker:
         )
 
 
-def _compile(tree: nodes.Template, is_expression: bool) -> Any:
-    # From the tree the checks parsed (an expression's is the one `compile_expression` builds): parsed once.
-    template = _ENV.from_string(tree)
+def _compile(code: str, is_expression: bool) -> Any:
+    # From the code generated of the tree the checks parsed (an expression's is the one `compile_expression`
+    # builds), so that a template is parsed and generated once.
+    template = _ENV.from_code(code)
     return TemplateExpression(template, undefined_to_none=False) if is_expression else template
 
 
@@ -520,6 +550,10 @@ class ManifestRunner:
 
     def _edited(self, spec: ManifestTask, instruction: str) -> tuple[Template, frozenset[str]]:
         """An edited instruction, compiled, and the upstream tasks it reads."""
+        try:
+            check_length(instruction)
+        except ValueError as error:
+            raise ManifestError(f"task '{spec.name}': instruction: {error}") from None
         try:
             tree = parse_template(_ENV, instruction)
             quoted = task_references(tree)
