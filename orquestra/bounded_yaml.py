@@ -18,21 +18,10 @@ import sys
 from typing import Any
 
 import yaml
-from yaml.composer import Composer, ComposerError
+from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 from yaml.events import AliasEvent
 from yaml.nodes import CollectionNode, MappingNode, Node
-from yaml.resolver import Resolver
-
-# libyaml's parser (not in `yaml.cyaml.__all__`, so not in `yaml` itself), or None in a PyYAML built without
-# libyaml, where the pure-Python parser reads everything.
-_LIBYAML_PARSER: Any
-try:
-    from yaml import cyaml
-
-    _LIBYAML_PARSER = getattr(cyaml, "CParser", None)
-except ImportError:
-    _LIBYAML_PARSER = None
 
 MAX_DEPTH = 100
 """The deepest nesting of lists and mappings accepted; real manifests and graphs nest fewer than ten levels."""
@@ -44,21 +33,18 @@ MAX_ALIAS_NODES = 10_000
 _CONSTRUCTION_FAILURES = (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError)
 
 
-class _BoundedComposer(Composer):
-    """PyYAML's composer with the bounds of this module, over whichever parser's events come before it."""
+class BoundedLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` with the bounds of this module; one instance reads one stream, as PyYAML's loaders do."""
 
-    _depth = 0
-    _aliased = 0
-    _measured: dict[int, tuple[int, int]]  # id of an anchored node -> (nodes, depth) it stands for
-
-    def _start_bounds(self) -> None:
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
         self._depth = 0
         self._aliased = 0
-        self._measured = {}
+        self._measured: dict[int, tuple[int, int]] = {}  # id of an anchored node -> (nodes, depth) it stands for
 
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
         """Compose one node, refusing what would make the document deeper or larger than the bounds."""
-        event: Any = self.peek_event()  # type: ignore[attr-defined]  # the parser's, before this class
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, AliasEvent):
             return self._alias(event, super().compose_node(parent, index))  # PyYAML refuses an undefined alias
         if event.anchor is not None and event.anchor in self.anchors:
@@ -105,36 +91,12 @@ class _BoundedComposer(Composer):
             stack.extend((child, False) for child in children if id(child) not in measured)
         return measured[id(root)]
 
-
-class BoundedLoader(_BoundedComposer, yaml.SafeLoader):
-    """`yaml.SafeLoader` with the bounds of this module; one instance reads one stream, as PyYAML's loaders do."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._start_bounds()
-
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         """Construct one node; a scalar its constructor fails on is a `ConstructorError` at its line."""
         try:
             return super().construct_object(node, deep)
         except _CONSTRUCTION_FAILURES as problem:
             raise ConstructorError(None, None, _construction_problem(node, problem), node.start_mark) from None
-
-
-if _LIBYAML_PARSER is not None:
-
-    class _FastLoader(_BoundedComposer, _LIBYAML_PARSER, Resolver):  # type: ignore[misc]
-        """libyaml's parser under the bounded composer: the same nodes as `BoundedLoader`, many times sooner.
-
-        PyYAML's own scanner takes seconds a megabyte (one long scalar alone took 12 s for 6 MB); libyaml's
-        takes milliseconds. Only the events come from C: composing, and so every bound, stays here.
-        """
-
-        def __init__(self, stream: str) -> None:
-            _LIBYAML_PARSER.__init__(self, stream)
-            Composer.__init__(self)
-            Resolver.__init__(self)
-            self._start_bounds()
 
 
 def _refused(problem: str, mark: Any) -> ComposerError:
@@ -158,24 +120,10 @@ def _construction_problem(node: Node, problem: Exception) -> str:
 
 
 def compose(text: str) -> Node | None:
-    """The node tree of the single document in `text` (None for an empty one), within the bounds.
-
-    libyaml reads it when PyYAML has it; a document it refuses is read again by PyYAML's own parser, so that
-    every refusal (and its wording and line) is PyYAML's, as it always was.
-    """
-    if _LIBYAML_PARSER is not None:
-        try:
-            return _compose_with(_FastLoader, text)
-        except yaml.YAMLError:
-            pass
-    return _compose_with(BoundedLoader, text)
-
-
-def _compose_with(kind: Any, text: str) -> Node | None:
-    loader = kind(text)
+    """The node tree of the single document in `text` (None for an empty one), within the bounds."""
+    loader = BoundedLoader(text)
     try:
-        node: Node | None = loader.get_single_node()
-        return node
+        return loader.get_single_node()
     finally:
         loader.dispose()
 
