@@ -3,8 +3,10 @@
 A manifest names agents (inline, or by the name of a registry agent) and tasks whose instructions are
 sandboxed Jinja templates over earlier outputs (``{{ tasks.draft.output }}``). Everything that can be
 checked is checked when the file loads, and every error names the file, the line and the field:
-unknown fields and agents, duplicate names, cycles, template syntax, and templates, ``run_if`` or ``map``
-expressions that reach a task which is not upstream (not in the task's transitive ``depends_on``).
+unknown fields and agents, duplicate names, cycles, template syntax, templates, ``run_if`` or ``map``
+expressions that reach a task which is not upstream (not in the task's transitive ``depends_on``), and
+templates too large to check in bounded time (`orquestra.template_checks.MAX_TEMPLATE_CHARS` characters each,
+`orquestra.template_checks.MAX_TEMPLATE_NODES` syntax nodes in all).
 
 Running semantics, in the order a task applies them:
 
