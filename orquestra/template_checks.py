@@ -28,7 +28,7 @@ without this bound one field of an 8 MiB file could hold up the load for minutes
 MAX_TEMPLATE_NODES = 200_000
 """The most syntax-tree nodes all templates and expressions of one manifest may have together.
 
-Each node costs some 50 µs to check and compile, so this keeps a manifest's load within seconds (about 10 at the
+Each node costs some 50 µs to check and compile, so this keeps a manifest's load within seconds (some 12 at the
 bound), where 8 MiB of ``{{ x }}`` in small templates would take minutes. 10,000 tasks whose instructions each
 quote two outputs (``... {{ tasks.a.output }} and {{ tasks.b.output }}``) have 100,000.
 """
