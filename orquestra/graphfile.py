@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from orquestra.datafile import FieldPath, describe_fields, read_document
+from orquestra.datafile import Document, FieldPath, describe_fields, read_document
 from orquestra.exceptions import UserError
 from orquestra.graph import TaskGraph
 
@@ -49,18 +49,21 @@ def load_graph(path: str | Path, registry: Registry | None = None) -> TaskGraph:
     (the configured one by default) resolves the agents it names. A key of the mapping not in `GRAPH_FILE_KEYS`
     is refused, as the manifest loader refuses a field it does not know.
     """
-    path = Path(path)
-    document = read_document(path)
+    return graph_from_document(read_document(Path(path)), registry)
+
+
+def graph_from_document(document: Document, registry: Registry | None = None) -> TaskGraph:
+    """`load_graph` of a file already read: each loader hands the other the parsed file, never its path."""
     data = document.data
     if task_format(data) == "manifest":
-        from orquestra.manifest import load_manifest  # here: running manifests needs the whole team stack
+        from orquestra.manifest import manifest_from_document  # here: running manifests needs the whole team stack
 
-        return load_manifest(path, registry).to_graph()
+        return manifest_from_document(document, registry).to_graph()
     prefix: FieldPath = ("tasks",)
     if isinstance(data, list):
         data, prefix = {"tasks": data}, ()
     if not isinstance(data, dict) or "tasks" not in data:
-        raise UserError(f"{path}: expected a mapping with a 'tasks' list, or a list of tasks")
+        raise UserError(f"{document.source}: expected a mapping with a 'tasks' list, or a list of tasks")
     for key in data:
         if key not in GRAPH_FILE_KEYS:
             known = ", ".join(GRAPH_FILE_KEYS)
@@ -68,7 +71,7 @@ def load_graph(path: str | Path, registry: Registry | None = None) -> TaskGraph:
     try:
         return TaskGraph.model_validate({"tasks": data["tasks"]})
     except ValidationError as error:  # its fields are under `tasks`, which sits at `prefix` in the document
-        raise UserError(describe_fields(error, str(path), document.lines, prefix, skip=1)) from None
+        raise UserError(describe_fields(error, document.source, document.lines, prefix, skip=1)) from None
 
 
 def dump_graph(graph: TaskGraph, path: str | Path) -> None:

@@ -3,8 +3,10 @@
 A manifest names agents (inline, or by the name of a registry agent) and tasks whose instructions are
 sandboxed Jinja templates over earlier outputs (``{{ tasks.draft.output }}``). Everything that can be
 checked is checked when the file loads, and every error names the file, the line and the field:
-unknown fields and agents, duplicate names, cycles, template syntax, and templates, ``run_if`` or ``map``
-expressions that reach a task which is not upstream (not in the task's transitive ``depends_on``).
+unknown fields and agents, duplicate names, cycles, template syntax, templates, ``run_if`` or ``map``
+expressions that reach a task which is not upstream (not in the task's transitive ``depends_on``), and
+templates too large to check in bounded time (`orquestra.template_checks.MAX_TEMPLATE_CHARS` characters each,
+`orquestra.template_checks.MAX_TEMPLATE_NODES` syntax nodes in all).
 
 Running semantics, in the order a task applies them:
 
@@ -36,21 +38,37 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from jinja2 import Template, TemplateError
+from jinja2 import Template, TemplateError, nodes
+from jinja2.environment import TemplateExpression
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from orquestra.checks import CheckSpec
 from orquestra.config import load_settings
-from orquestra.datafile import FieldPath, describe_fields, field_name, line_of, read_data, read_document
+from orquestra.datafile import (
+    Document,
+    FieldPath,
+    describe_fields,
+    field_name,
+    line_of,
+    read_data,
+    read_document,
+)
 from orquestra.dispatch import Dispatcher
 from orquestra.engine import TaskStatus
 from orquestra.exceptions import ManifestError, UserError, describe_validation_error
 from orquestra.frozen import freeze
 from orquestra.graph import MAX_TASKS, Ancestry, Task, TaskGraph, TaskId, find_cycle
-from orquestra.graphfile import load_graph, task_format
+from orquestra.graphfile import graph_from_document, task_format
 from orquestra.models import PROVIDERS
 from orquestra.registry import AgentCard, Registry
-from orquestra.template_checks import parse_expression, parse_template, task_references, variables
+from orquestra.template_checks import (
+    MAX_TEMPLATE_NODES,
+    check_length,
+    node_count,
+    parse_expression,
+    parse_template,
+    task_references,
+)
 from orquestra.templating import BoundedEnvironment
 from orquestra.tools.threads import run_in_thread
 
@@ -244,22 +262,25 @@ def load_manifest(path: str | Path, registry: Registry | None = None) -> Manifes
     by default). A plain task graph file (tasks with ids) is read by `load_graph` and becomes the manifest
     that `graph_to_manifest` makes of it, so `orquestra apply` runs it as `orquestra run` does.
     """
-    path = Path(path)
-    document = read_document(path, ManifestError)
+    return manifest_from_document(read_document(Path(path), ManifestError), registry)
+
+
+def manifest_from_document(document: Document, registry: Registry | None = None) -> Manifest:
+    """`load_manifest` of a file already read: each loader hands the other the parsed file, never its path."""
     data, lines = document.data, document.lines
     if task_format(data) == "graph":
         if isinstance(data, list):  # a bare list of tasks: its fields sit where the manifest's `tasks` would
             lines = document.lines_under(("tasks",))
-        data = graph_to_manifest(load_graph(path), name=path.stem)
+        data = graph_to_manifest(graph_from_document(document), name=Path(document.source).stem)
     if not isinstance(data, dict):
-        raise ManifestError(f"{path}: line 1: expected a mapping with 'name', 'agents' and 'tasks'")
+        raise ManifestError(f"{document.source}: line 1: expected a mapping with 'name', 'agents' and 'tasks'")
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as error:
-        raise ManifestError(describe_fields(error, str(path), lines)) from None
+        raise ManifestError(describe_fields(error, document.source, lines)) from None
     if registry is None:
         registry = Registry.load(*load_settings().registry)
-    manifest.check(registry, source=str(path), lines=lines)
+    manifest.check(registry, source=document.source, lines=lines)
     return manifest
 
 
@@ -274,6 +295,8 @@ class _Checker:
     registry: Registry
     source: str
     lines: Mapping[Path_, int]
+    template_nodes: int = 0
+    """Syntax-tree nodes of the templates checked so far, within `MAX_TEMPLATE_NODES`."""
 
     def fail(self, path: Path_, message: str) -> ManifestError:
         return ManifestError(f"{self.source}: line {line_of(self.lines, path)}: {field_name(path)}: {message}")
@@ -350,6 +373,30 @@ class _Checker:
                 "cycle: " + " -> ".join(cycle) + " (each task depends on the next)",
             )
 
+    def generate(self, where: Path_, source: str, is_expression: bool) -> tuple[nodes.Template, str, set[str]]:
+        """The syntax tree of a template or an expression, its Python code, and the names it reads."""
+        try:
+            check_length(source)
+        except ValueError as error:
+            raise self.fail(where, str(error)) from None
+        try:
+            tree = parse_expression(_ENV, source) if is_expression else parse_template(_ENV, source)
+        except TemplateError as error:
+            raise self.fail(where, f"template syntax error: {_message(error)}") from None
+        # Counted before the code generator walks the tree: generating and compiling take most of the time.
+        self.template_nodes += node_count(tree)
+        if self.template_nodes > MAX_TEMPLATE_NODES:
+            raise self.fail(
+                where, f"the manifest's templates have more than {MAX_TEMPLATE_NODES:,} syntax nodes together"
+            )
+        try:
+            code, names = _ENV.generate(tree)  # also where an unknown filter or test is found
+        except TemplateError as error:
+            raise self.fail(where, f"template syntax error: {_message(error)}") from None
+        except Exception as error:  # what Jinja's `compile` would have let escape
+            raise self.fail(where, f"template cannot be compiled: {_problem(error)}") from None
+        return tree, code, names
+
     def check_templates(self, index: int, task: ManifestTask, ancestry: Ancestry) -> _Prepared:
         """Check the task's template and expressions, and compile them once for the run."""
         allowed = {"tasks", "item"} if task.map is not None else {"tasks"}
@@ -364,11 +411,7 @@ class _Checker:
             if source is None:
                 continue
             where: Path_ = ("tasks", index, name)
-            try:
-                tree = parse_expression(_ENV, source) if is_expression else parse_template(_ENV, source)
-                names = variables(tree)  # also where an unknown filter or test is found
-            except TemplateError as error:
-                raise self.fail(where, f"template syntax error: {_message(error)}") from None
+            tree, code, names = self.generate(where, source, is_expression)
             unknown = sorted(names - known)
             if unknown:
                 raise self.fail(where, f"unknown variable '{unknown[0]}' (use: {', '.join(sorted(known))})")
@@ -383,7 +426,7 @@ class _Checker:
                         where, f"refers to task '{other}', which {reason} '{task.name}' (add it to depends_on)"
                     )
             try:
-                compiled[name] = _compile(source, is_expression)
+                compiled[name] = _compile(code, is_expression)
             except Exception as error:  # Python's own compiler refuses some deep nesting that Jinja parses
                 raise self.fail(where, f"template cannot be compiled: {_problem(error)}") from None
         return _Prepared(
@@ -395,10 +438,11 @@ class _Checker:
         )
 
 
-def _compile(source: str, is_expression: bool) -> Any:
-    if is_expression:
-        return _ENV.compile_expression(source, undefined_to_none=False)
-    return _ENV.from_string(source)
+def _compile(code: str, is_expression: bool) -> Any:
+    # From the code generated of the tree the checks parsed (an expression's is the one `compile_expression`
+    # builds), so that a template is parsed and generated once.
+    template = _ENV.from_code(code)
+    return TemplateExpression(template, undefined_to_none=False) if is_expression else template
 
 
 @dataclass(frozen=True)
@@ -509,6 +553,10 @@ class ManifestRunner:
 
     def _edited(self, spec: ManifestTask, instruction: str) -> tuple[Template, frozenset[str]]:
         """An edited instruction, compiled, and the upstream tasks it reads."""
+        try:
+            check_length(instruction)
+        except ValueError as error:
+            raise ManifestError(f"task '{spec.name}': instruction: {error}") from None
         try:
             tree = parse_template(_ENV, instruction)
             quoted = task_references(tree)

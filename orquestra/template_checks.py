@@ -17,6 +17,22 @@ from jinja2.parser import Parser
 MAX_NESTING = 100
 """The deepest syntax tree accepted: the checks, Jinja's code generator and Python's compiler walk it recursively."""
 
+MAX_TEMPLATE_CHARS = 100_000
+"""The longest template (an instruction) or expression (a ``run_if``, a ``map``) a manifest may hold.
+
+Some 25,000 tokens of instruction; text longer than this belongs in a file that a tool reads. Parsing, checking
+and compiling take time in proportion to a template's syntax (about 15 s for a megabyte of ``{{ ... }}``), so
+without this bound one field of an 8 MiB file could hold up the load for minutes.
+"""
+
+MAX_TEMPLATE_NODES = 200_000
+"""The most syntax-tree nodes all templates and expressions of one manifest may have together.
+
+Each node costs some 50 µs to check and compile, so this keeps a manifest's load within seconds (some 12 at the
+bound), where 8 MiB of ``{{ x }}`` in small templates would take minutes. 10,000 tasks whose instructions each
+quote two outputs (``... {{ tasks.a.output }} and {{ tasks.b.output }}``) have 100,000.
+"""
+
 TASK_FIELDS = ("output", "skipped")
 """What a template may read of another task: ``tasks.NAME.output`` and ``tasks.NAME.skipped``."""
 
@@ -68,6 +84,17 @@ def _depth(tree: nodes.Node) -> int:
     return deepest
 
 
+def check_length(source: str) -> None:
+    """A `ValueError` for a template longer than `MAX_TEMPLATE_CHARS`, before any time goes into parsing it."""
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise ValueError(f"the template has {len(source):,} characters; at most {MAX_TEMPLATE_CHARS:,} are allowed")
+
+
+def node_count(tree: nodes.Node) -> int:
+    """How many nodes the syntax tree has (`MAX_NESTING` bounds its depth, so the walk's recursion is shallow)."""
+    return 1 + sum(1 for _ in tree.find_all(nodes.Node))
+
+
 def variables(tree: nodes.Template) -> set[str]:
     """The names a template reads from its variables (names it sets itself are not among them)."""
     return set(meta.find_undeclared_variables(tree))
@@ -112,4 +139,14 @@ def _key(node: nodes.Node) -> str | None:
     return None
 
 
-__all__ = ["TASK_FIELDS", "parse_expression", "parse_template", "task_references", "variables"]
+__all__ = [
+    "MAX_TEMPLATE_CHARS",
+    "MAX_TEMPLATE_NODES",
+    "TASK_FIELDS",
+    "check_length",
+    "node_count",
+    "parse_expression",
+    "parse_template",
+    "task_references",
+    "variables",
+]

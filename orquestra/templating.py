@@ -30,12 +30,14 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import wraps
+from io import StringIO
 from typing import Any
 
 from jinja2 import StrictUndefined, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.environment import Template
 from jinja2.exceptions import TemplateRuntimeError
+from jinja2.idtracking import VAR_LOAD_RESOLVE
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -336,7 +338,24 @@ def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
 
 
 class _BoundedCodeGenerator(CodeGenerator):
-    """Jinja's code generator, with each ``for`` loop's items counted and each ``~`` measured."""
+    """Jinja's code generator, with each ``for`` loop's items counted and each ``~`` measured.
+
+    It also notes the names the template reads from its variables (what `jinja2.meta` finds by running a code
+    generator of its own), so that checking and compiling a template take one pass (see `generate`).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.undeclared: set[str] = set()
+
+    def enter_frame(self, frame: Frame) -> None:
+        """Enter `frame` as Jinja does, noting the names it resolves from the variables (as `jinja2.meta`)."""
+        super().enter_frame(frame)
+        self.undeclared.update(
+            param
+            for action, param in frame.symbols.loads.values()
+            if action == VAR_LOAD_RESOLVE and param not in self.environment.globals
+        )
 
     def visit_For(self, node: nodes.For, frame: Frame) -> None:
         """Iterate through `BoundedEnvironment.bounded_items`, so that each iteration is a step."""
@@ -388,6 +407,22 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             yield
         finally:
             _BUDGET.reset(token)
+
+    def generate(self, tree: nodes.Template) -> tuple[str, set[str]]:
+        """The Python source of a parsed template, and the names it reads from its variables, in one pass.
+
+        What `compile` does before Python's compiler runs (`from_code` finishes the work), with the names that
+        `jinja2.meta.find_undeclared_variables` would take a second pass to find. The pass may rewrite `tree`
+        (each loop gets wrapped): generate a tree once.
+        """
+        stream = StringIO()
+        generator = _BoundedCodeGenerator(self, None, None, stream, optimized=self.optimized)
+        generator.visit(tree)
+        return stream.getvalue(), generator.undeclared
+
+    def from_code(self, code: str) -> Template:
+        """The template of the source `generate` made, as `from_string` makes it after generating."""
+        return self.template_class.from_code(self, self._compile(code, "<template>"), self.make_globals(None), None)
 
     def evaluate(self, expression: Callable[..., Any], variables: Mapping[str, Any]) -> Any:
         """The value of an expression from `compile_expression`, within `limits`; never an undefined value."""
