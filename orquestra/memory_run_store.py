@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from orquestra.approval import Decision
-from orquestra.events import Event, GraphPatched, RunFinished, RunStarted
+from orquestra.events import Event, GraphPatched, PlanningStarted, RunFinished, RunStarted
 from orquestra.exceptions import UnknownApproval, UnknownRun
 from orquestra.graph import Task, TaskGraph
 from orquestra.redaction import redact
@@ -134,6 +134,9 @@ class InMemoryRunStore:
         payload = redact(json.dumps(event_payload(event), ensure_ascii=False))
         with self._lock:
             records = self._records
+            if isinstance(event, PlanningStarted) and event.run_id not in records.runs:  # planning begins the run
+                planned = records.runs[event.run_id] = _Run(next(self._order), event.at)
+                planned.goal, planned.model = redact(goal), redact(model)
             if isinstance(event, RunStarted):
                 run = records.runs.get(event.run_id)
                 if run is None:

@@ -333,7 +333,8 @@ class Repl:
     # ---------------------------------------------------------------- helpers
 
     async def _plan(self, goal: str) -> None:
-        planning = self.team.prepare(goal)  # the plan only: /run runs it, or its edited graph, as a run of its own
+        # The plan only, not yet a run (nothing recorded): /run runs it, or its edited graph, as a run of its own.
+        planning = self.team.prepare(goal, record=False)
 
         def show(event: Event) -> None:
             if isinstance(event, TaskDrafted):
@@ -364,7 +365,7 @@ class Repl:
             dump_graph(self.graph, path)
             await asyncio.to_thread(subprocess.run, [*shlex.split(editor), str(path)], check=False)
             graph = load_graph(path)
-        self.team.prepare(self.goal, graph)  # the check a run of it makes: refused now, not when it is run
+        self.team.prepare(self.goal, graph, record=False)  # the check a run of it makes: refused now, not at /run
         self.graph = graph
         console.print(graph_tree(graph, title=f"edited plan: {len(graph)} tasks"))
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from orquestra.engine import Execution, RunStatus, RunTask
 from orquestra.events import Event, Subscriber
-from orquestra.exceptions import UserError
+from orquestra.exceptions import BudgetExceeded, UserError
 
 if TYPE_CHECKING:
     from orquestra.agent import AgentRunner
@@ -41,7 +41,9 @@ class Run:
     the agents (a manifest's templates), `workspace` is where the tools read and write (under the team's home
     by default), `dynamic` runs the reflect-and-replan loop (with a goal), and `stream` starts each task as
     the planner writes it (the team's `stream_plans` by default). `meter` counts the run's usage against the
-    team's budget; a given one may already hold usage that belongs to this run (a plan made before it).
+    team's budget; a given one may already hold usage that belongs to this run (a plan made before it). The
+    team's run store records every event of the run, planning's included, unless `record` is False (a plan
+    that is not a run yet, say).
 
     A graph given here is checked at once: a `UserError` says what no agent can do or which model cannot be
     made, before anything runs, after `source` (the file the graph came from) when given.
@@ -61,6 +63,7 @@ class Run:
         meter: BudgetMeter | None = None,
         approvers: Sequence[Approver] = (),
         source: str = "",
+        record: bool = True,
     ) -> None:
         self.team = team
         self.goal = goal
@@ -82,6 +85,11 @@ class Run:
         self._writing: asyncio.Future[TeamResult] | None = None
         self._streaming_plan: asyncio.Task[object] | None = None
         self._stopped: str | None = None
+        # The run store hears every event first, planning's too, so that its record is in the order they came.
+        store = team.store if record else None
+        self._store = store
+        if store is not None:
+            self._subscribers.append(store.subscriber(self.run_id, goal, model=team.settings.model))
         self.graph = graph
         if graph is not None:
             self.check(graph, source)
@@ -125,6 +133,9 @@ class Run:
         )
         try:
             plan = await self._planning
+        except BaseException as error:
+            self._record_unplanned(error)
+            raise
         finally:
             self._planning = None
         self.check(plan.graph, "the plan")
@@ -149,8 +160,16 @@ class Run:
             self._streaming_plan = asyncio.current_task()
             try:
                 plan, outcome = await self.team.plan_and_execute(
-                    self.goal, meter=self.meter, subscribers=[self._emit], started=begun, run_id=self.run_id
+                    self.goal,
+                    meter=self.meter,
+                    subscribers=[self._emit],
+                    started=begun,
+                    run_id=self.run_id,
+                    record=False,
                 )
+            except BaseException as error:  # planning failed before any task started
+                self._record_unplanned(error)
+                raise
             finally:
                 self._streaming_plan = None
             self.plan = plan
@@ -170,6 +189,7 @@ class Run:
                 dispatcher=self.dispatcher,
                 wrap=self._wrap,
                 approvers=self._approvers,
+                record=False,
             )
         self._execution = None
         self.outcome = outcome
@@ -212,6 +232,19 @@ class Run:
             self._planning.cancel()
         elif self._streaming_plan is not None:
             self._streaming_plan.cancel()
+
+    def _record_unplanned(self, error: BaseException) -> None:
+        """Record how a run ended that planning stopped: cancelled, out of budget, or failed, and why."""
+        if self._store is None:
+            return
+        if isinstance(error, asyncio.CancelledError):
+            status, reason = RunStatus.CANCELLED, f"{self._stopped or 'cancelled'} while planning"
+        elif isinstance(error, BudgetExceeded):
+            status, reason = RunStatus.OUT_OF_BUDGET, str(error)
+        else:
+            status, reason = RunStatus.FAILED, f"planning failed: {error}"
+        usage = dataclasses.asdict(self.meter.usage)
+        self._store.finish(self.run_id, answer="", usage=usage, status=status.value, reason=reason)
 
     def _emit(self, event: Event) -> None:
         for subscriber in list(self._subscribers):

@@ -48,8 +48,10 @@ class RunStorage(Protocol):
     def subscriber(self, run_id: str, goal: str = "", *, model: str = "") -> Callable[[Event], None]:
         """An engine subscriber that records every event of run `run_id` and keeps its run and tasks current.
 
-        Events are numbered from 0 in the order they arrive; events of other runs are ignored. `RunStarted`
-        creates the run (status 'running') and its tasks ('pending', in the graph's order); a `GraphPatched`
+        Events are numbered from 0 in the order they arrive; events of other runs are ignored. A run planned
+        first begins with `PlanningStarted`, which creates it (status 'running', no graph yet); `RunStarted`
+        creates it where planning did not, records its graph and start, and its tasks ('pending', in the
+        graph's order); a `GraphPatched`
         adds the new tasks at the end and drops removed ones. Task statuses follow the events ('ready',
         'running', 'awaiting approval', 'succeeded', 'failed', 'skipped', 'cancelled'); `RunFinished` sets
         the run's status, reason and end time and rejects the approval requests still waiting.

@@ -28,6 +28,7 @@ from orquestra.approval import Decision
 from orquestra.events import (
     Event,
     GraphPatched,
+    PlanningStarted,
     RunFinished,
     RunStarted,
 )
@@ -218,6 +219,12 @@ class RunStore:
     def _record(self, event: Event, seq: int, goal: str, model: str, started: dict[str, float]) -> None:
         payload = json.dumps(self.texts.spill(event.run_id, event_payload(event)), ensure_ascii=False)
         with self._write() as db:
+            if isinstance(event, PlanningStarted):  # a run that is planned first begins with its planning
+                db.execute(
+                    "INSERT INTO runs (id, goal, status, started_at, model) VALUES (?, ?, 'running', ?, ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (event.run_id, goal, event.at, model),
+                )
             if isinstance(event, RunStarted):
                 db.execute(
                     "INSERT INTO runs (id, goal, status, started_at, model, graph) VALUES (?, ?, 'running', ?, ?, ?)"

@@ -330,6 +330,7 @@ class AutoTeam:
         wrap: Callable[[AgentRunner], RunTask] | None = None,
         approvers: Sequence[Approver] = (),
         plan_stream: PlanStream | None = None,
+        record: bool = True,
     ) -> Outcome:
         """Run `graph` with the registry's agents, under the dynamic loop when `dynamic` (and a goal) is set.
 
@@ -339,6 +340,10 @@ class AutoTeam:
         `started` receives the live execution, for a caller that wants to cancel it. `approvers` decide on
         tasks waiting for approval in this run, beside the team's own. With `plan_stream`, `graph` is the
         part of a plan admitted so far, and the stream brings in the rest as the planner writes it.
+
+        The run store records every event, unless `record` is False: a caller (a `Run`) that records its
+        run's events itself, planning's too, among `subscribers`. These hear each event before the loop
+        reacts to it, so that they hear a task's end before the replan it causes.
         """
         dispatcher = dispatcher or self.dispatcher
         assignments = dispatcher.assign_all(graph)
@@ -376,8 +381,10 @@ class AutoTeam:
         if plan_stream is not None:
             engine.gate = plan_stream.gate(gate, lambda task: self._queues_behind_planner(engine, task))
         runner.emit = gate.emit = engine.events.emit
-        if self.store is not None:  # first, so that it records RunStarted
+        if record and self.store is not None:  # first, so that it records RunStarted
             engine.subscribe(self.store.subscriber(run_id, goal, model=self.settings.model))
+        for subscriber in subscribers:
+            engine.subscribe(subscriber)
         loop = None
         if dynamic and goal:
             planning = model_for(self.settings.planning_model)
@@ -390,8 +397,6 @@ class AutoTeam:
                 emit=engine.events.emit,
             )
             engine.subscribe(loop.on_event)
-        for subscriber in subscribers:
-            engine.subscribe(subscriber)
         # Set before the engine starts: the tasks it starts (and theirs) inherit the listener.
         with reporting_retries(_retry_events(run_id, engine.events.emit)):
             execution = engine.start(graph, run_id=run_id)
@@ -408,8 +413,8 @@ class AutoTeam:
                     await plan_stream.close()
                 if loop is not None:
                     await loop.close()
-        record = loop.record if loop else LoopRecord(graphs=[graph])
-        return Outcome(result, runner, record, meter, engine.events.emit)
+        loop_record = loop.record if loop else LoopRecord(graphs=[graph])
+        return Outcome(result, runner, loop_record, meter, engine.events.emit)
 
     def _queues_behind_planner(self, engine: Engine, task: Task) -> bool:
         """Whether `task` needs the embedded model's one slot while an embedded planner is writing the plan."""
@@ -441,6 +446,7 @@ class AutoTeam:
         meter: BudgetMeter | None = None,
         approvers: Sequence[Approver] = (),
         source: str = "",
+        record: bool = True,
     ) -> Run:
         """A run of `goal`, or of `graph` (checked now: a `UserError` before anything runs); see `orquestra.run`."""
         return Run(
@@ -455,6 +461,7 @@ class AutoTeam:
             meter=meter,
             approvers=approvers,
             source=source,
+            record=record,
         )
 
     async def arun(self, goal: str, *, subscribers: Iterable[Subscriber] = ()) -> TeamResult:
@@ -472,6 +479,7 @@ class AutoTeam:
         subscribers: Iterable[Subscriber] = (),
         started: Callable[[Execution], None] | None = None,
         run_id: str | None = None,
+        record: bool = True,
     ) -> tuple[PlanResult | None, Outcome]:
         """Plan `goal` and run the plan as it streams in: each task starts once it and its dependencies are known.
 
@@ -497,7 +505,13 @@ class AutoTeam:
             if opening is None:  # the whole plan came first: run it as it is, as without streaming
                 plan = planning.result()
                 outcome = await self.execute(
-                    plan.graph, goal=goal, meter=meter, subscribers=subscribers, started=started, run_id=run_id
+                    plan.graph,
+                    goal=goal,
+                    meter=meter,
+                    subscribers=subscribers,
+                    started=started,
+                    run_id=run_id,
+                    record=record,
                 )
                 return plan, outcome
             outcome = await self.execute(
@@ -508,6 +522,7 @@ class AutoTeam:
                 started=started,
                 run_id=run_id,
                 plan_stream=stream,
+                record=record,
             )
             return stream.result, outcome
         finally:

@@ -4,7 +4,9 @@ A translation has no figure to work out again, and a small model's translation c
 ("un café" for "a cup of coffee", "Tram" for "train") while every task check passes. So before a run that
 answers a request to translate an English text is reported as succeeded, the answer is translated back into
 English by the model, seeing the answer alone, and each content word of the original (stemmed, numbers
-written out) must be in the translation back. A missing word is a failed check, named in its reason.
+written out) must be in the translation back, which must add none of its own (but the goal's: a question
+such as "How do you say this in Italian?" may come back too). A word lost or added fails the check, named
+in its reason.
 
 The round trip can fail a fair translation ("vehicle" back for "car") and pass a wrong one that the model
 mends on the way back; the check holds a run to what it can show, and says which words it missed.
@@ -97,10 +99,17 @@ async def check_translation(model: Model, goal: str, answer: str) -> AnswerCheck
     except OrquestraError as error:  # a provider down, the budget spent: the run's claim stands
         return AnswerCheck(None, f"the check could not be made: {error}", what)
     missing = sorted(_content(text) - _content(back))
-    if not missing:
+    # Words of the goal's own ("How do you say this in Italian?") may come back from a translated question.
+    added = sorted(_content(back) - _content(text) - _content(goal))
+    if not missing and not added:
         return AnswerCheck(True, f"translated back, the answer reads {back!r}", what, back)
-    lacks = ", ".join(repr(word) for word in _spelled(text, missing))
-    return AnswerCheck(False, f"translated back, the answer reads {back!r}, which lacks {lacks}", what, back)
+    faults = []
+    if missing:
+        faults.append("lacks " + ", ".join(repr(word) for word in _spelled(text, missing)))
+    if added:
+        faults.append("adds " + ", ".join(repr(word) for word in _spelled(back, added)))
+    why = f"translated back, the answer reads {back!r}, which {' and '.join(faults)}"
+    return AnswerCheck(False, why, what, back)
 
 
 async def _translated_back(model: Model, translation: str) -> str:

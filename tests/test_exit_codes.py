@@ -328,7 +328,8 @@ def test_ctrl_c_while_planning_exits_130(home):
         )
         wait_for(lambda: bool(server.requests), "the planning request")
         result = interrupt(process)
-    assert_ends(result, exit_codes.INTERRUPTED, "cancelled while planning (Ctrl-C)", home=home, recorded=None)
+    # Planning is part of the run: the store holds it, cancelled.
+    assert_ends(result, exit_codes.INTERRUPTED, "cancelled while planning (Ctrl-C)", home=home, recorded="cancelled")
 
 
 def test_ctrl_c_while_writing_the_answer_exits_130_and_says_so(home):

@@ -118,7 +118,7 @@ async def test_a_team_retries_its_own_model_and_shows_each_retry_as_an_event(ste
     assert "HTTP 503" in retry.error
     with open_store() as store:
         logged = [event.type for event in store.get(result.run.run_id).events]
-    assert ("ModelRetrying" in logged) == (step == "final answer")  # planning comes before the run's log
+    assert "ModelRetrying" in logged  # planning's retries too: planning is part of the run's log
 
 
 async def test_a_task_call_retry_is_an_event_of_the_run_log():

@@ -9,6 +9,7 @@ import pytest
 
 from orquestra import AutoTeam, Run, RunStatus, Task, TaskGraph, UserError
 from orquestra.events import Event, Planned, PlanningStarted, RunStarted, TaskSucceeded
+from orquestra.memory_run_store import InMemoryRunStore
 from orquestra.models import Message, ScriptedModel
 
 GOAL = "Write two notes"
@@ -118,3 +119,33 @@ async def test_cancelling_while_the_answer_is_written_keeps_every_result_and_giv
 async def test_a_run_is_finished_only_after_it_is_executed() -> None:
     with pytest.raises(UserError, match="call execute"):
         await team().prepare(GOAL, TWO).finish()
+
+
+async def test_the_run_store_records_planning_as_part_of_the_run_and_a_planning_failure_with_its_reason() -> None:
+    store = InMemoryRunStore()
+    recorded = AutoTeam(model=ScriptedModel(_notes, name="notes"), memory=False, store=store)
+    result = await recorded.arun(GOAL)
+    kinds = [event.type for event in store.get(result.run.run_id).events]
+    assert kinds[0] == "PlanningStarted" and kinds.index("Planned") < kinds.index("RunStarted")
+
+    def no_plan(messages: Sequence[Message]) -> str:
+        return "not a plan"
+
+    failing = AutoTeam(model=ScriptedModel(no_plan, name="none"), memory=False, store=store)
+    run = failing.prepare(GOAL)
+    with pytest.raises(UserError):
+        await run.complete()
+    stored = store.get(run.run_id).run
+    assert stored.status == "failed" and stored.reason.startswith("planning failed: ")
+
+    unrecorded = AutoTeam(model=ScriptedModel(_notes, name="notes"), memory=False, store=store).prepare(
+        GOAL, record=False
+    )
+    await unrecorded.plan_goal()
+    assert store.count() == 2  # a plan that is not a run yet leaves no record
+
+
+def _notes(messages: Sequence[Message]) -> str | dict:
+    if "planner of a team" in messages[0].content:
+        return {"tasks": [task.model_dump(exclude_defaults=True) for task in TWO.tasks]}
+    return "A note."

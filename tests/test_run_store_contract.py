@@ -17,7 +17,7 @@ import pytest
 from orquestra import redaction
 from orquestra.approval import Decision
 from orquestra.engine import Engine, RunStatus
-from orquestra.events import ApprovalRequested, RunFinished, RunStarted, TaskStarted
+from orquestra.events import ApprovalRequested, Planned, PlanningStarted, RunFinished, RunStarted, TaskStarted
 from orquestra.exceptions import UnknownApproval, UnknownRun
 from orquestra.graph import GraphPatch, Task
 from orquestra.memory_run_store import InMemoryRunStore
@@ -106,6 +106,26 @@ async def test_a_patch_updates_the_recorded_graph_and_tasks(store: RunStorage) -
 def test_events_of_other_runs_are_ignored(store: RunStorage) -> None:
     store.subscriber("mine00000001")(TaskStarted("other0000001", "a"))
     assert store.count() == 0
+
+
+def test_a_run_planned_first_is_recorded_from_its_planning_on(store: RunStorage) -> None:
+    record = store.subscriber("planned00001", "plan then run", model="local")
+    graph = make_graph({"a": []})
+    record(PlanningStarted("planned00001", "plan then run", "local", at=100.0))
+    stored = store.get("planned00001")
+    assert (stored.run.goal, stored.run.status, stored.run.model, stored.tasks) == (
+        "plan then run",
+        "running",
+        "local",
+        [],
+    )
+    assert stored.run.graph is None
+    record(Planned("planned00001", graph))
+    record(RunStarted("planned00001", graph=graph, at=105.0))
+    stored = store.get("planned00001")
+    assert [event.type for event in stored.events] == ["PlanningStarted", "Planned", "RunStarted"]
+    assert [task.task_id for task in stored.tasks] == ["a"] and stored.run.started_at == 105.0
+    assert store.count() == 1
 
 
 def test_a_task_keeps_the_status_its_last_event_gave_it(store: RunStorage) -> None:

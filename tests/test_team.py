@@ -80,7 +80,10 @@ async def test_a_team_records_its_run_in_any_run_store():
     assert stored.run.usage["requests"] == 6
     assert {task.task_id: task.output for task in stored.tasks} == result.outputs
     types = [event.type for event in stored.events]
-    assert types[0] == "RunStarted" and "RunFinished" in types  # the answer's events come after it
+    # Planning first, then the execution, then the answer's events after RunFinished.
+    assert types[0] == "PlanningStarted" and types.index("Planned") < types.index("RunStarted") < types.index(
+        "RunFinished"
+    )
     assert not store_path(team.settings.home).exists()  # nothing went to the SQLite store under the home
 
 

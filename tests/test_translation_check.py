@@ -159,10 +159,17 @@ async def test_an_answer_in_english_prose_is_judged_on_the_translation_it_quotes
     model = back_translator("The children are playing in the house.")
     answer = "In Spanish, you would say 'Los niños juegan en la casa', and that is how the children play in a garden."
     verdict = await check_translation(model, goal, answer)
-    assert verdict.passed is False and verdict.why.endswith("which lacks 'garden'")
+    assert verdict.passed is False and verdict.why.endswith("which lacks 'garden' and adds 'house'")
     (prompt,) = model.calls
     assert prompt[-1].content == "Los niños juegan en la casa"  # the English around it would pass by itself
 
     prose = "The children are playing in the garden, which is what it means, and that is the translation."
     verdict = await check_translation(back_translator("unused"), goal, prose)
     assert verdict.passed is False and verdict.why == "the answer gives no translation of the text"
+
+
+async def test_a_round_trip_that_adds_a_content_word_is_not_confirmed() -> None:
+    goal = "How do you say this in Spanish? Where is the bus stop?"
+    model = back_translator("How do you say this in Spanish? Where is the bus stop of the park?")
+    verdict = await check_translation(model, goal, "¿Cómo se dice esto en español? ¿Dónde está la parada del parque?")
+    assert verdict.passed is False and verdict.why.endswith("which adds 'park'")  # the goal's own words may return
