@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,14 @@ def test_plain_sums_are_read_without_units(tmp_path: Path) -> None:
 def test_the_answer_check_reads_the_number_of_a_quantity() -> None:
     assert _evaluate("(3 hours + 20 minutes) in seconds") == "12000"
     assert _evaluate("apples + 1") is None
+
+
+def test_a_plain_sum_does_not_import_pint() -> None:
+    # Pint's registry takes a noticeable part of a second: only an expression with units pays for it.
+    script = (
+        "import sys; from pathlib import Path; from orquestra.tools import ToolContext;"
+        " from orquestra.tools.calculator import calculate;"
+        " print(calculate(ToolContext(Path()), '2 + 3'), 'pint' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["5", "False"]

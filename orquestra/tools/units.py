@@ -10,6 +10,7 @@ its registry takes a noticeable part of a second to build.
 from __future__ import annotations
 
 import re
+import sys
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -71,16 +72,23 @@ def unit(name: str) -> Any | None:
 
 def is_unit(value: Any) -> bool:
     """Whether `value` is a unit (`metre`) rather than a quantity of one."""
-    import pint
-
-    return isinstance(value, pint.Unit)
+    pint = _pint_if_loaded()
+    return pint is not None and isinstance(value, pint.Unit)
 
 
 def is_quantity(value: Any) -> bool:
     """Whether `value` is a number with a unit."""
-    import pint
+    pint = _pint_if_loaded()
+    return pint is not None and isinstance(value, pint.Quantity)
 
-    return isinstance(value, pint.Quantity)
+
+def _pint_if_loaded() -> Any | None:
+    """Pint, if something has imported it, else None.
+
+    Until then no value can be one of its units or quantities, and a plain sum (`2 + 3`) must not pay for
+    importing it.
+    """
+    return sys.modules.get("pint")
 
 
 def quantity(number: Any, of: Any) -> Any:
