@@ -133,12 +133,12 @@ class Run:
         )
         try:
             plan = await self._planning
-        except BaseException as error:
+            self.check(plan.graph, "the plan")
+        except BaseException as error:  # the run ends here: its record says how
             self._record_unplanned(error)
             raise
         finally:
             self._planning = None
-        self.check(plan.graph, "the plan")
         self.plan, self.graph = plan, plan.graph
         return plan
 

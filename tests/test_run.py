@@ -138,11 +138,20 @@ async def test_the_run_store_records_planning_as_part_of_the_run_and_a_planning_
     stored = store.get(run.run_id).run
     assert stored.status == "failed" and stored.reason.startswith("planning failed: ")
 
+    # Planned by a model that exists, for agents whose model does not: the plan fails its check.
+    planner = {"planner": ScriptedModel(_notes, name="planner")}
+    agents_unmade = AutoTeam(model="martian:big", planner_model="planner", models=planner, memory=False, store=store)
+    unrunnable = agents_unmade.prepare(GOAL)
+    with pytest.raises(UserError, match="the plan: .*unknown model 'martian:big'"):
+        await unrunnable.plan_goal()
+    stored = store.get(unrunnable.run_id).run
+    assert stored.status == "failed" and "unknown model 'martian:big'" in stored.reason
+
     unrecorded = AutoTeam(model=ScriptedModel(_notes, name="notes"), memory=False, store=store).prepare(
         GOAL, record=False
     )
     await unrecorded.plan_goal()
-    assert store.count() == 2  # a plan that is not a run yet leaves no record
+    assert store.count() == 3  # a plan that is not a run yet leaves no record
 
 
 def _notes(messages: Sequence[Message]) -> str | dict:
