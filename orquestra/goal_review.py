@@ -132,24 +132,22 @@ class GoalReview:
         latest = self._latest_result()
         if latest is not None and latest[1].strip() != answer.strip():
             task_id, output = latest
-            if (await self._confirmed(model, goal, output, f"the result of task {task_id!r}")) is not None:
+            if await self._confirmed(model, goal, output, f"the result of task {task_id!r}"):
                 note = f"the written answer was not confirmed ({verdict.why}); the result of task {task_id!r} is"
                 return Review(output, notes=[note])
         agents = self._run_agents()
         again = await self._run_again(goal, agents[0]) if agents and agents[0].capabilities else None
-        if again is not None and (await self._confirmed(model, goal, again, "the goal run again as one task")):
+        if again is not None and await self._confirmed(model, goal, again, "the goal run again as one task"):
             note = f"the team's answer was not confirmed ({verdict.why}); the goal run again as one task is"
             return Review(again, notes=[note])
         return Review(f"{answer}\n\nNot confirmed: {verdict.why}.", f"the translation is not confirmed: {verdict.why}")
 
-    async def _confirmed(self, model: Model, goal: str, output: str, whose: str) -> AnswerCheck | None:
-        """The passing verdict on `output` as the goal's translation (reported as `whose`), else None."""
+    async def _confirmed(self, model: Model, goal: str, output: str, whose: str) -> bool:
+        """Whether `output` passes as the goal's translation; a pass is reported as `whose`."""
         verdict = await check_translation(model, goal, output)
-        if not verdict.passed:
-            return None
-        confirmed = AnswerCheck(True, f"{whose}: {verdict.why}", verdict.expression, verdict.value)
-        self.report(confirmed)
-        return confirmed
+        if verdict.passed:
+            self.report(AnswerCheck(True, f"{whose}: {verdict.why}", verdict.expression, verdict.value))
+        return verdict.passed is True
 
     async def _worked_again(self, goal: str, value: float) -> str | None:
         """The answer of the goal run as one task by a computing agent of the run, if it states `value`."""
