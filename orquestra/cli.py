@@ -424,7 +424,7 @@ async def _stream_live(run: Run) -> TeamResult:
         planning.stop()
         live = Live(view, console=console, refresh_per_second=8)
         live.start()
-        cancel_on_ctrl_c(run)
+        _cancel_on_ctrl_c(run)
 
     run.subscribe(show)
     run.subscribe(_announce)
@@ -441,14 +441,14 @@ async def _stream_live(run: Run) -> TeamResult:
         return await _answer(run)
 
 
-def cancel_on_ctrl_c(run: Run) -> None:
+def _cancel_on_ctrl_c(run: Run) -> None:
     """From now on, Ctrl-C cancels `run` in whichever phase it is, keeping what it did."""
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, run.cancel, "interrupted by Ctrl-C")
 
 
 @contextlib.contextmanager
 def _ctrl_c_cancels(run: Run) -> Iterator[None]:
-    cancel_on_ctrl_c(run)
+    _cancel_on_ctrl_c(run)
     try:
         yield
     finally:
