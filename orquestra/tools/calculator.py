@@ -154,11 +154,17 @@ def _evaluator(with_units: bool) -> SimpleEval:
     return evaluator
 
 
-def _names_in(text: str) -> set[str]:
-    """The names `text` uses: of its syntax tree when it parses (not words in quotes), else its words."""
+def _tree(text: str) -> ast.Expression | None:
+    """`text`'s syntax tree, or None when it is not Python (`3 hours` has units; `2 +` is refused later)."""
     try:
-        tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):  # `3 hours` is not Python, but has units
+        return ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def _names_in(tree: ast.Expression | None, text: str) -> set[str]:
+    """The names `text` uses: of its syntax `tree` when it has one (not words in quotes), else its words."""
+    if tree is None:
         return units.words(text)
     return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
 
@@ -191,7 +197,8 @@ def calculate(context: ToolContext, expression: str) -> str:
             f" {MAX_EXPRESSION_CHARS}; split it into smaller steps"
         )
     text = normalise(expression)
-    with_units = bool(_names_in(text) - _KNOWN_WORDS)
+    tree = _tree(text)
+    with_units = bool(_names_in(tree, text) - _KNOWN_WORDS)
     try:
         wanted = None
         if with_units:
@@ -203,7 +210,9 @@ def calculate(context: ToolContext, expression: str) -> str:
                     f"cannot evaluate {quoted(expression)}: {', '.join(map(quoted, unknown))} is not a number,"
                     " a function or a unit the calculator knows"
                 )
-        value = _evaluator(with_units).eval("", previously_parsed=ast.parse(text, mode="eval").body)
+        if with_units or tree is None:  # the text read with units, or parsed again to say why it is not Python
+            tree = ast.parse(text, mode="eval")
+        value = _evaluator(with_units).eval("", previously_parsed=tree.body)
         if with_units:
             value = units.convert(value, wanted)
         text = _text(value)
