@@ -7,7 +7,9 @@ task recomputed wrongly. So a run that succeeded is reviewed against its goal:
 - **Files.** Each file the goal says is written must be in the workspace. When one is missing, one added task
   writes it from the final results, pinned to an agent that may write files; its own checks make sure the
   file is there. If it cannot, the run fails, naming the file.
-- **The figure.** It is worked out once more from the goal alone (`orquestra.answer_check`). An answer that
+- **The figure.** It is worked out once more from the goal alone: converted exactly when the goal asks to
+  convert a quantity (`orquestra.unit_check`), else by the model and the calculator
+  (`orquestra.answer_check`). An answer that
   does not state it is replaced by a task's result that does; failing that, the goal is run again as one
   task by an agent that computes, and that task's answer is kept if it states the figure. If nothing
   confirms the figure, the run fails with both figures in its reason.
@@ -34,6 +36,7 @@ from orquestra.graph import Task, numbered_id
 from orquestra.models import Model
 from orquestra.registry import AgentCard, Registry
 from orquestra.translation_check import asks_for_translation, check_translation
+from orquestra.unit_check import check_conversion
 
 WRITES_FILES = "write_workspace"
 """The permission of a tool that writes into the workspace."""
@@ -93,7 +96,7 @@ class GoalReview:
 
     async def figure(self, model: Model, goal: str, answer: str) -> Review:
         """`answer` with its figure confirmed, replaced by one that is, or failed (see the module docstring)."""
-        verdict = await check_answer(model, goal, answer)
+        verdict = check_conversion(goal, answer) or await check_answer(model, goal, answer)
         self.report(verdict)
         if verdict.passed is not False:
             return Review(answer)

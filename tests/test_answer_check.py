@@ -111,8 +111,8 @@ async def test_a_run_whose_figure_is_not_confirmed_fails_and_says_why(tmp_path):
     result = await team.arun(GOAL, subscribers=[events.append])
     assert result.run.status is RunStatus.FAILED
     assert result.run.reason == (
-        "the answer's figure is not confirmed: the answer states 200, but worked out from the goal alone,"
-        " (3 * 60 + 20) * 60 = 12000"
+        "the answer's figure is not confirmed: the answer states 200, but converted exactly,"
+        " 3 hours and 20 minutes in seconds = 12000"
     )
     assert result.answer.startswith("The film is 200 seconds long. [seconds]")
     assert result.answer.endswith("\n\nNot confirmed: " + result.run.reason.split(": ", 1)[1] + ".")
@@ -133,7 +133,7 @@ async def test_a_run_whose_figure_is_confirmed_succeeds():
     assert result.answer == "The film is 12000 seconds long. [seconds]"
     [checked] = [event for event in events if isinstance(event, AnswerChecked)]
     assert checked.passed is True
-    assert result.answer_checks == [AnswerCheck(True, checked.why, "(3 * 60 + 20) * 60", "12000")]
+    assert result.answer_checks == [AnswerCheck(True, checked.why, "3 hours and 20 minutes in seconds", "12000")]
 
 
 async def test_the_check_can_be_turned_off():
