@@ -9,9 +9,9 @@ task recomputed wrongly. So a run that succeeded is reviewed against its goal:
   file is there. If it cannot, the run fails, naming the file.
 - **The figure.** It is worked out once more from the goal alone: converted exactly when the goal asks to
   convert a quantity (`orquestra.unit_check`), else by the model and the calculator
-  (`orquestra.answer_check`). An answer that
-  does not state it is replaced by a task's result that does; failing that, the goal is run again as one
-  task by an agent that computes, and that task's answer is kept if it states the figure. If nothing
+  (`orquestra.answer_check`). An answer that does not state it is replaced by a task's result that does;
+  failing that, the goal is run again as one task by an agent that computes (told, for a conversion, to let
+  the calculator convert the units), and that task's answer is kept if it states the figure. If nothing
   confirms the figure, the run fails with both figures in its reason.
 - **The translation.** A goal that asks to translate an English text has its answer translated back
   (`orquestra.translation_check`). An answer whose round trip loses a word of the text is replaced by the
@@ -42,6 +42,11 @@ WRITES_FILES = "write_workspace"
 """The permission of a tool that writes into the workspace."""
 COMPUTES = "compute"
 """The permission of a tool that computes (the calculator)."""
+CONVERT_WITH_UNITS = (
+    "Let the calculator do the conversion: write the quantity with its units and end the expression with"
+    " `in` and the unit asked for, as in `(2 hours + 15 minutes) in minutes`."
+)
+"""How a conversion is worked again: small models convert in their heads (`3*60+20` seconds) unless told."""
 
 
 @dataclass
@@ -96,7 +101,8 @@ class GoalReview:
 
     async def figure(self, model: Model, goal: str, answer: str) -> Review:
         """`answer` with its figure confirmed, replaced by one that is, or failed (see the module docstring)."""
-        verdict = check_conversion(goal, answer) or await check_answer(model, goal, answer)
+        conversion = check_conversion(goal, answer)
+        verdict = conversion or await check_answer(model, goal, answer)
         self.report(verdict)
         if verdict.passed is not False:
             return Review(answer)
@@ -112,7 +118,9 @@ class GoalReview:
         if not verdict.claims:  # the answer may answer a goal that asks for no figure: it is not judged
             self.report(AnswerCheck(None, f"{verdict.why}, which no task's result states"))
             return Review(answer)
-        again = await self._worked_again(goal, float(verdict.value))
+        again = await self._worked_again(
+            f"{goal}\n\n{CONVERT_WITH_UNITS}" if conversion else goal, float(verdict.value)
+        )
         if again is None:
             return Review(
                 f"{answer}\n\nNot confirmed: {verdict.why}.", f"the answer's figure is not confirmed: {verdict.why}"

@@ -8,6 +8,7 @@ import pytest
 
 from orquestra import AutoTeam
 from orquestra.engine import RunStatus
+from orquestra.goal_review import CONVERT_WITH_UNITS
 from orquestra.models import Message, ModelResponse, ScriptedModel, ToolCall
 from orquestra.unit_check import check_conversion, conversion_in
 
@@ -78,8 +79,11 @@ def test_an_answer_is_judged_by_the_exact_conversion():
     assert check_conversion("What is 15% of 80?", "12") is None
 
 
-def brain(stated: str, checker_says: str) -> object:
-    """A team whose one task states `stated` seconds, with a checking model that works out `checker_says`."""
+def brain(stated: str, checker_says: str, told: str = "") -> object:
+    """A team whose one task states `stated` seconds, with a checking model that works out `checker_says`.
+
+    A task told to let the calculator convert units (`CONVERT_WITH_UNITS`) computes `told` instead.
+    """
 
     def answer(messages: Sequence[Message]) -> str | dict | ModelResponse:
         system, last = messages[0].content, messages[-1]
@@ -92,7 +96,9 @@ def brain(stated: str, checker_says: str) -> object:
             return f"The film is {stated} seconds long. [seconds]"
         if last.role == "tool":
             return f"The result is {last.content}."
-        return ModelResponse(text="", model="brain", tool_calls=(ToolCall("1", "calculator", {"expression": stated}),))
+        expression = told if told and CONVERT_WITH_UNITS in last.content else stated
+        call = ToolCall("1", "calculator", {"expression": expression})
+        return ModelResponse(text="", model="brain", tool_calls=(call,))
 
     return answer
 
@@ -111,3 +117,12 @@ async def test_a_goal_that_is_no_conversion_is_still_worked_out_by_the_checking_
     result = await team.arun(goal)
     assert result.run.status is RunStatus.SUCCEEDED
     assert [check.expression for check in result.answer_checks] == ["200 * 3"]
+
+
+async def test_a_conversion_worked_again_is_told_to_let_the_calculator_convert_and_kept_when_it_agrees():
+    model = ScriptedModel(brain("200", "3 * 60 + 20", told="(3 hours + 20 minutes) in seconds"), name="brain")
+    team = AutoTeam(model=model, memory=False)
+    result = await team.arun("A film runs for 3 hours and 20 minutes. How many seconds long is it?")
+    assert result.run.status is RunStatus.SUCCEEDED
+    assert result.answer.startswith("The result is 12000 second.")
+    assert result.outputs["seconds"] == "The result is 200."  # the plan's own work is kept as it was
